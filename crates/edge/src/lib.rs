@@ -1,0 +1,1 @@
+//! weft's edge worker (being built).

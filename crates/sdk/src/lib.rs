@@ -1,0 +1,1 @@
+//! weft's browser SDK (being built).
