@@ -19,8 +19,11 @@ pub mod event;
 #[cfg(feature = "engine")]
 pub mod identity;
 #[cfg(feature = "engine")]
+pub mod payload;
+#[cfg(feature = "engine")]
 pub mod profile;
 #[cfg(feature = "engine")]
 pub mod segment;
 #[cfg(feature = "engine")]
 pub mod touch;
+pub mod useragent;
