@@ -17,6 +17,8 @@ export XDG_CONFIG_HOME := $(ROOT)/.weft/config
 export XDG_CACHE_HOME := $(ROOT)/.weft/cache
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_SEND_METRICS := false
+# The banner checks npm for a newer wrangler on every start; the version is pinned anyway.
+export WRANGLER_HIDE_BANNER := true
 
 # The end-to-end tests: every *.test.mjs under tests/, one file at a time (each starts its
 # own worker; two cores do not carry several at once). A test hung past 10 min fails.

