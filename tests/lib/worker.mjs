@@ -25,7 +25,8 @@
 //!   t.after(() => worker.stop());             // or after(...) in a describe block
 //!   const res = await fetch(`${worker.url}/v1/decide?anonymousId=a`);
 //!
-//! Environment: WEFT_TEST_LOG=1 echoes wrangler's output to stderr as it runs.
+//! Environment: WEFT_TEST_LOG=1 echoes wrangler's output to stderr as it runs;
+//! WEFT_WRANGLER_CONFIG names another wrangler configuration to run instead of the root one.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -63,8 +64,8 @@ let exitHooksInstalled = false;
  * @param {object} [options]
  * @param {Record<string, string>} [options.vars] variables and secrets for this instance;
  *   they override `.dev.vars` and the demo secrets
- * @param {string} [options.config] wrangler configuration to run (default: the repository's
- *   `wrangler.toml`)
+ * @param {string} [options.config] wrangler configuration to run (default:
+ *   `$WEFT_WRANGLER_CONFIG`, else the repository's `wrangler.toml`)
  * @param {number} [options.readyTimeoutMs] how long to wait for the first answer (60 s)
  * @param {string} [options.logLevel] wrangler's `--log-level` (default `info`)
  * @param {{ after: (fn: () => unknown) => void }} [options.t] a node:test context: when
@@ -75,7 +76,7 @@ let exitHooksInstalled = false;
 export async function startWorker(options = {}) {
   const {
     vars = {},
-    config = join(ROOT, "wrangler.toml"),
+    config = process.env.WEFT_WRANGLER_CONFIG ?? join(ROOT, "wrangler.toml"),
     readyTimeoutMs = 60_000,
     logLevel = "info",
     t,
@@ -89,8 +90,7 @@ export async function startWorker(options = {}) {
   const [port, inspectorPort] = await freePorts(2);
   const persistDir = mkdtempSync(join(tmpdir(), "weft-worker-"));
   const envFile = join(persistDir, "secrets.env");
-  const secrets = { ...DEMO_SECRETS, ...readDevVars(join(ROOT, ".dev.vars")), ...vars };
-  writeFileSync(envFile, formatEnvFile(secrets), { mode: 0o600 });
+  writeFileSync(envFile, formatEnvFile(workerSecrets(vars)), { mode: 0o600 });
 
   const args = [
     WRANGLER,
@@ -166,6 +166,17 @@ export async function startWorker(options = {}) {
     await sleep(100);
   }
   return instance;
+}
+
+/**
+ * The variables and secrets a worker started with `vars` sees: the demo secrets, overridden
+ * by the repository's `.dev.vars`, overridden by `vars`.
+ *
+ * @param {Record<string, string>} [vars]
+ * @returns {Record<string, string>}
+ */
+export function workerSecrets(vars = {}) {
+  return { ...DEMO_SECRETS, ...readDevVars(join(ROOT, ".dev.vars")), ...vars };
 }
 
 /**
