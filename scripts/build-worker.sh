@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$ROOT/scripts/setup.sh" --print-env)"
 
-lock_version="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
+lock_version="$("$ROOT/scripts/setup.sh" --wasm-bindgen-version)"
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $lock_version" ]]; then
   echo "build-worker: wasm-bindgen $lock_version not on PATH; run scripts/setup.sh" >&2
   exit 1

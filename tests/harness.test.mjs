@@ -59,7 +59,8 @@ describe("harness", () => {
     const script = `
       import { startWorker } from ${JSON.stringify(`${ROOT}/tests/lib/worker.mjs`)};
       const worker = await startWorker();
-      console.log(JSON.stringify({ pgid: worker.pgid, dir: worker.persistDir, pids: worker.pids() }));
+      const { pgid, persistDir: dir } = worker;
+      console.log(JSON.stringify({ pgid, dir, pids: worker.pids() }));
       throw new Error("test failed on purpose");
     `;
     const child = spawn(process.execPath, ["--input-type=module", "-e", script], {

@@ -152,9 +152,8 @@ export async function startWorker(options = {}) {
   for (;;) {
     if (exited) {
       await instance.stop();
-      throw new Error(
-        `wrangler dev exited before answering (${exited.code ?? exited.signal}):\n${instance.logs()}`,
-      );
+      const status = exited.code ?? exited.signal;
+      throw new Error(`wrangler dev exited before answering (${status}):\n${instance.logs()}`);
     }
     if (await answers(url)) break;
     if (Date.now() > deadline) {
