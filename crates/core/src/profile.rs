@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::event::{Event, EventKind};
 use crate::identity::Identifier;
-use crate::segment::Features;
+use crate::segment::{FeatureSpec, Features};
 use crate::time::Millis;
-use crate::touch::Touchpoint;
+use crate::touch::{self, Touchpoint};
 
 /// A profile's id, assigned by the graph's store in creation order.
 pub type ProfileId = u64;
@@ -106,11 +107,165 @@ impl Profile {
 
     /// Whether the profile holds a user id.
     pub fn is_identified(&self) -> bool {
-        self.identifiers.iter().any(|h| h.id.kind == crate::identity::IdKind::UserId)
+        self.identifiers
+            .iter()
+            .any(|h| h.id.kind == crate::identity::IdKind::UserId)
     }
 
     /// Whether the profile holds this identifier.
     pub fn holds(&self, id: &Identifier) -> bool {
         self.identifiers.iter().any(|h| &h.id == id)
+    }
+
+    /// Takes one event into the profile: traits, touches, times, geo, bot flag, counters.
+    ///
+    /// Traits come from an `identify` event's `traits` and any event's `context.traits`;
+    /// per trait the value of the latest event wins (on equal timestamps, the greater
+    /// value as JSON text), so any delivery order gives the same traits. First touch is
+    /// the earliest touchpoint, last touch the latest. The profile stays a bot only while
+    /// every event is.
+    ///
+    /// # Limitations
+    /// Country, device and account keep the value of the latest event that had one only
+    /// when events arrive in time order: a late event older than the profile's
+    /// `last_seen` fills them only while they are empty, since the profile keeps no time
+    /// per field.
+    pub fn observe(&mut self, event: &Event, spec: &FeatureSpec) {
+        let at = event.timestamp;
+        if event.kind == EventKind::Identify {
+            for (name, value) in &event.traits {
+                self.set_trait(name, value, at);
+            }
+        }
+        if let Some(serde_json::Value::Object(traits)) = event.context.get("traits") {
+            for (name, value) in traits {
+                self.set_trait(name, value, at);
+            }
+        }
+
+        if let Some(touch) = touch::from_event(event) {
+            if self.first_touch.as_ref().is_none_or(|t| touch.at < t.at) {
+                self.first_touch = Some(touch.clone());
+            }
+            if self.last_touch.as_ref().is_none_or(|t| touch.at >= t.at) {
+                self.last_touch = Some(touch);
+            }
+        }
+
+        let latest = self.events == 0 || at >= self.last_seen;
+        let newer = |field: &Option<String>| latest || field.is_none();
+        if let Some(country) = &event.weft.country {
+            if newer(&self.country) {
+                self.country = Some(country.clone());
+            }
+        }
+        if let Some(device) = &event.weft.device {
+            if newer(&self.device) {
+                self.device = Some(device.clone());
+            }
+        }
+        if event.kind == EventKind::Group {
+            if let Some(group) = &event.group_id {
+                if newer(&self.account) {
+                    self.account = Some(group.clone());
+                }
+            }
+        }
+
+        if self.events == 0 {
+            self.first_seen = at;
+            self.last_seen = at;
+            self.created_at = at;
+            self.bot = event.weft.bot;
+        } else {
+            self.first_seen = self.first_seen.min(at);
+            self.last_seen = self.last_seen.max(at);
+            self.created_at = self.created_at.min(at);
+            self.bot &= event.weft.bot;
+        }
+        self.events += 1;
+        self.features.observe(spec, event);
+    }
+
+    /// Folds another profile into this one (a merge): identifiers, traits, touches,
+    /// times, counters.
+    ///
+    /// The result does not depend on which of the two absorbs the other, except for the
+    /// id, which stays this profile's. Identifiers are appended without duplicates; the
+    /// caller relinks them in its store.
+    pub fn absorb(&mut self, other: Profile, _spec: &FeatureSpec) {
+        for held in other.identifiers {
+            match self.identifiers.iter_mut().find(|h| h.id == held.id) {
+                Some(mine) => mine.first_seen = mine.first_seen.min(held.first_seen),
+                None => self.identifiers.push(held),
+            }
+        }
+        for (name, t) in &other.traits {
+            self.set_trait(name, &t.value, t.at);
+        }
+        if let Some(touch) = other.first_touch {
+            if self.first_touch.as_ref().is_none_or(|t| touch.at < t.at) {
+                self.first_touch = Some(touch);
+            }
+        }
+        if let Some(touch) = other.last_touch {
+            if self.last_touch.as_ref().is_none_or(|t| touch.at > t.at) {
+                self.last_touch = Some(touch);
+            }
+        }
+
+        let theirs_later = other.last_seen > self.last_seen;
+        let pick = |mine: &mut Option<String>, theirs: Option<String>| {
+            if theirs.is_some() && (theirs_later || mine.is_none()) {
+                *mine = theirs;
+            }
+        };
+        pick(&mut self.country, other.country);
+        pick(&mut self.device, other.device);
+        pick(&mut self.account, other.account);
+
+        if other.events > 0 {
+            if self.events == 0 {
+                self.first_seen = other.first_seen;
+                self.last_seen = other.last_seen;
+                self.bot = other.bot;
+            } else {
+                self.first_seen = self.first_seen.min(other.first_seen);
+                self.last_seen = self.last_seen.max(other.last_seen);
+                self.bot &= other.bot;
+            }
+        }
+        self.created_at = self.created_at.min(other.created_at);
+        self.events += other.events;
+        self.features.merge(&other.features);
+    }
+
+    /// Sets a trait unless the profile holds a value from a later event.
+    pub fn set_trait(&mut self, name: &str, value: &serde_json::Value, at: Millis) {
+        match self.traits.get_mut(name) {
+            Some(old) => {
+                // Equal times: order by JSON text so every delivery order agrees.
+                let wins = at > old.at
+                    || (at == old.at && value != &old.value && {
+                        let (new_text, old_text) = (value.to_string(), old.value.to_string());
+                        new_text > old_text
+                    });
+                if wins {
+                    *old = Trait {
+                        value: value.clone(),
+                        at,
+                    };
+                }
+            }
+            None => {
+                self.traits.insert(
+                    name.to_owned(),
+                    Trait {
+                        value: value.clone(),
+                        at,
+                    },
+                );
+            }
+        }
     }
 }

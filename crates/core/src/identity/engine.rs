@@ -1,0 +1,466 @@
+//! Resolving one event against the identity graph: which profile it belongs to, which
+//! identifiers it adds, which profiles it merges, and what it had to refuse.
+//!
+//! The event's identifiers are taken in priority order (`user_id` first, then `email`,
+//! then the rest; within a kind, in the order the event names them). Each is kept if the
+//! profile it would join, or bring in, still keeps every limit and no undone merge
+//! blocked the pair; otherwise it is dropped with a warning and the next is tried. So
+//! the lowest-priority identifiers give way first, two profiles that each hold a user id
+//! are never joined, and an anonymous id another known user owns stays with that user
+//! while the event goes to the user it names.
+
+use std::fmt;
+
+use super::extract::{extract, Found};
+use super::limits;
+use super::normalise::Junk;
+use super::store::{Merge, Store, StoreError};
+use super::{IdKind, Identifier, IdentityConfig};
+use crate::event::Event;
+use crate::profile::{Held, Profile, ProfileId};
+use crate::segment::FeatureSpec;
+
+/// What [`ingest`] did with an event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The `(source, messageId)` was seen before: nothing changed.
+    pub duplicate: bool,
+    /// The profile the event was attributed to.
+    pub profile: Option<ProfileId>,
+    /// The merges the event caused, as logged.
+    pub merges: Vec<Merge>,
+    /// What was ignored: junk values, refused links, dropped identifiers.
+    pub warnings: Vec<Warning>,
+    /// Profiles created or changed (their decision docs need rewriting).
+    pub changed: Vec<ProfileId>,
+    /// Profiles deleted by merges (their decision docs are stale).
+    pub deleted: Vec<ProfileId>,
+}
+
+/// Something ignored while resolving an event; the event is still stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A junk value where an identifier was expected.
+    Junk {
+        /// The field it came from (`userId`, `traits.email`, ...).
+        field: String,
+        /// Why it is junk.
+        junk: Junk,
+    },
+    /// An identifier the rules kept out of the event's profile.
+    Refused {
+        /// The field it came from.
+        field: String,
+        /// Its kind (the value is not repeated: it may be personal).
+        kind: IdKind,
+        /// Which rule refused it.
+        reason: Refusal,
+    },
+}
+
+/// Why an identifier was kept out of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// It would have joined two profiles that each hold a user id.
+    BothIdentified,
+    /// It belongs to a profile of another known user.
+    OwnedByAnotherUser,
+    /// The profile already holds as many identifiers of this kind as allowed.
+    Limit {
+        /// The kind's limit.
+        limit: u32,
+        /// The kind's window, if any.
+        window_days: Option<u32>,
+    },
+    /// An undone merge forbids this link.
+    Blocked,
+}
+
+impl Warning {
+    /// A stable snake-case code, for counters (`junk_id`, `merge_refused_both_identified`,
+    /// `link_refused_owned`, `limit_reached`, `link_blocked`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Warning::Junk { .. } => "junk_id",
+            Warning::Refused { reason, .. } => match reason {
+                Refusal::BothIdentified => "merge_refused_both_identified",
+                Refusal::OwnedByAnotherUser => "link_refused_owned",
+                Refusal::Limit { .. } => "limit_reached",
+                Refusal::Blocked => "link_blocked",
+            },
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Junk { field, junk } => {
+                write!(f, "junk identifier in {field} ignored: {junk}")
+            }
+            Warning::Refused {
+                field,
+                kind,
+                reason,
+            } => match reason {
+                Refusal::BothIdentified => write!(
+                    f,
+                    "merge refused: both identified ({kind} from {field} belongs to another \
+                     user's profile)"
+                ),
+                Refusal::OwnedByAnotherUser => write!(
+                    f,
+                    "link refused: {kind} from {field} belongs to another user's profile"
+                ),
+                Refusal::Limit {
+                    limit,
+                    window_days: Some(days),
+                } => write!(
+                    f,
+                    "identifier dropped: profile holds {limit} {kind} first seen within \
+                     {days} days (from {field})"
+                ),
+                Refusal::Limit {
+                    limit,
+                    window_days: None,
+                } => {
+                    write!(
+                        f,
+                        "identifier dropped: profile holds {limit} {kind} (from {field})"
+                    )
+                }
+                Refusal::Blocked => write!(
+                    f,
+                    "link refused: {kind} from {field} was split from this profile by an undo"
+                ),
+            },
+        }
+    }
+}
+
+/// Why an event could not be ingested.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Every id of the event is junk, so it belongs to nobody.
+    #[error("event has no usable identifier ({})", list(.0))]
+    NoIdentifier(Vec<Warning>),
+}
+
+fn list(warnings: &[Warning]) -> String {
+    let texts: Vec<String> = warnings.iter().map(Warning::to_string).collect();
+    if texts.is_empty() {
+        "no userId, anonymousId or mapped field".to_owned()
+    } else {
+        texts.join("; ")
+    }
+}
+
+/// Resolves one event: dedupes it, finds or creates its profile, merges what the rules
+/// allow, updates the profile and stores the event under it.
+///
+/// # Errors
+/// [`IngestError::NoIdentifier`] when every id of the event is junk (the event is not
+/// remembered, so a corrected resend is accepted); [`IngestError::Store`] when the
+/// store fails.
+pub fn ingest<S: Store + ?Sized>(
+    store: &mut S,
+    config: &IdentityConfig,
+    spec: &FeatureSpec,
+    event: &Event,
+) -> Result<Outcome, IngestError> {
+    let extracted = extract(event, config);
+    if extracted.ids.is_empty() && extracted.previous.is_none() {
+        return Err(IngestError::NoIdentifier(extracted.warnings));
+    }
+    if !store.remember(&event.weft.source, &event.message_id, event.received_at)? {
+        return Ok(Outcome {
+            duplicate: true,
+            ..Outcome::default()
+        });
+    }
+    resolve(
+        store,
+        config,
+        spec,
+        event,
+        extracted.ids,
+        extracted.previous,
+        extracted.warnings,
+    )
+}
+
+/// Resolves an event already remembered (ingest, or the replay of an undo).
+pub(crate) fn replay<S: Store + ?Sized>(
+    store: &mut S,
+    config: &IdentityConfig,
+    spec: &FeatureSpec,
+    event: &Event,
+) -> Result<Outcome, IngestError> {
+    let extracted = extract(event, config);
+    if extracted.ids.is_empty() && extracted.previous.is_none() {
+        return Err(IngestError::NoIdentifier(extracted.warnings));
+    }
+    resolve(
+        store,
+        config,
+        spec,
+        event,
+        extracted.ids,
+        extracted.previous,
+        extracted.warnings,
+    )
+}
+
+/// One candidate identifier with the profile it points to.
+struct Candidate<'c> {
+    found: Found<'c>,
+    owner: Option<ProfileId>,
+    priority: u32,
+}
+
+fn resolve<S: Store + ?Sized>(
+    store: &mut S,
+    config: &IdentityConfig,
+    spec: &FeatureSpec,
+    event: &Event,
+    ids: Vec<Found<'_>>,
+    previous: Option<String>,
+    warnings: Vec<Warning>,
+) -> Result<Outcome, IngestError> {
+    let mut out = Outcome {
+        warnings,
+        ..Outcome::default()
+    };
+    let mut candidates = Vec::with_capacity(ids.len() + 1);
+    for found in ids {
+        let owner = store.profile_of(&found.id)?;
+        let priority = config.priority(&found.id.kind);
+        candidates.push(Candidate {
+            found,
+            owner,
+            priority,
+        });
+    }
+    if let Some(previous) = previous {
+        // An alias names a user id or an anonymous id without saying which: a known user
+        // id wins, anything else is the anonymous id the user had before.
+        let as_user = Identifier::new(IdKind::UserId, previous);
+        let owner = store.profile_of(&as_user)?;
+        let id = match owner {
+            Some(_) => as_user,
+            None => Identifier::new(IdKind::AnonymousId, as_user.value),
+        };
+        let owner = if owner.is_some() {
+            owner
+        } else {
+            store.profile_of(&id)?
+        };
+        if !candidates.iter().any(|c| c.found.id == id) {
+            let priority = config.priority(&id.kind);
+            candidates.push(Candidate {
+                found: Found {
+                    id,
+                    field: "previousId",
+                },
+                owner,
+                priority,
+            });
+        }
+    }
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
+
+    // The common case: every identifier already points to one profile.
+    if let Some(Some(only)) = candidates.first().map(|c| c.owner) {
+        if candidates.iter().all(|c| c.owner == Some(only)) {
+            let mut profile = take(store, only)?;
+            profile.observe(event, spec);
+            store.append_event(only, event)?;
+            store.save(profile)?;
+            out.profile = Some(only);
+            out.changed.push(only);
+            return Ok(out);
+        }
+    }
+
+    let mut group: Vec<Profile> = Vec::new();
+    let mut refused: Vec<Profile> = Vec::new();
+    let mut new_ids: Vec<Held> = Vec::new();
+    let check_blocks = store.has_blocks()?;
+    for cand in candidates {
+        let reason = match cand.owner {
+            Some(p) if group.iter().any(|g| g.id == p) => None,
+            Some(p) => {
+                let profile = match refused.iter().position(|r| r.id == p) {
+                    Some(i) => refused.swap_remove(i),
+                    None => take(store, p)?,
+                };
+                let reason = refusal(config, &group, &new_ids, &profile.identifiers, &cand).or(
+                    blocked(store, check_blocks, &group, &new_ids, &profile.identifiers)?,
+                );
+                if reason.is_none() {
+                    group.push(profile);
+                } else {
+                    refused.push(profile);
+                }
+                reason
+            }
+            None => {
+                let held = [Held {
+                    id: cand.found.id.clone(),
+                    first_seen: event.timestamp,
+                }];
+                let reason = refusal(config, &group, &new_ids, &held, &cand).or(blocked(
+                    store,
+                    check_blocks,
+                    &group,
+                    &new_ids,
+                    &held,
+                )?);
+                if reason.is_none() {
+                    new_ids.extend(held);
+                }
+                reason
+            }
+        };
+        if let Some(reason) = reason {
+            out.warnings.push(Warning::Refused {
+                field: cand.found.field.to_owned(),
+                kind: cand.found.id.kind,
+                reason,
+            });
+        }
+    }
+    for profile in refused {
+        store.save(profile)?;
+    }
+
+    let mut profile = match oldest(&group) {
+        Some(i) => group.swap_remove(i),
+        None => Profile::new(store.next_profile_id()?, event.timestamp),
+    };
+    group.sort_by_key(|p| (p.created_at, p.id));
+    for other in group {
+        let merge = Merge {
+            id: 0,
+            from: other.id,
+            into: profile.id,
+            message_id: Some(event.message_id.clone()),
+            at: event.received_at,
+            from_ids: other.identifiers.iter().map(|h| h.id.clone()).collect(),
+            into_ids: profile.identifiers.iter().map(|h| h.id.clone()).collect(),
+            operator: false,
+            undone: None,
+        };
+        out.merges
+            .push(absorb(store, spec, &mut profile, other, merge)?);
+    }
+    for held in new_ids {
+        store.link(&held, profile.id)?;
+        profile.identifiers.push(held);
+    }
+    profile.observe(event, spec);
+    store.append_event(profile.id, event)?;
+    out.profile = Some(profile.id);
+    out.changed.push(profile.id);
+    out.deleted.extend(out.merges.iter().map(|m| m.from));
+    store.save(profile)?;
+    Ok(out)
+}
+
+/// Folds `other` into `into`: relinks its identifiers, moves its events, deletes it and
+/// logs the merge.
+pub(crate) fn absorb<S: Store + ?Sized>(
+    store: &mut S,
+    spec: &FeatureSpec,
+    into: &mut Profile,
+    other: Profile,
+    mut merge: Merge,
+) -> Result<Merge, StoreError> {
+    for held in &other.identifiers {
+        store.link(held, into.id)?;
+    }
+    store.move_events(other.id, into.id)?;
+    store.delete(other.id)?;
+    into.absorb(other, spec);
+    merge.id = store.record_merge(merge.clone())?;
+    Ok(merge)
+}
+
+/// The index of the oldest profile (earliest `created_at`, then lowest id).
+pub(crate) fn oldest(profiles: &[Profile]) -> Option<usize> {
+    (0..profiles.len()).min_by_key(|&i| (profiles[i].created_at, profiles[i].id))
+}
+
+fn take<S: Store + ?Sized>(store: &mut S, id: ProfileId) -> Result<Profile, StoreError> {
+    store.take(id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "an identifier points to profile {id}, which is missing"
+        ))
+    })
+}
+
+/// Which limit adding `incoming` (a profile's identifiers, or one new identifier) to the
+/// group would break, as a refusal of `cand`.
+fn refusal(
+    config: &IdentityConfig,
+    group: &[Profile],
+    new_ids: &[Held],
+    incoming: &[Held],
+    cand: &Candidate<'_>,
+) -> Option<Refusal> {
+    let mut parts: Vec<&[Held]> = group.iter().map(|p| p.identifiers.as_slice()).collect();
+    let mut added: Vec<Held>;
+    let new: &[Held] = if cand.owner.is_some() {
+        parts.push(incoming);
+        new_ids
+    } else {
+        added = new_ids.to_vec();
+        added.extend_from_slice(incoming);
+        &added
+    };
+    let kind = limits::broken(config, &parts, new)?;
+    if kind == IdKind::UserId {
+        let incoming_user = incoming.iter().any(|h| h.id.kind == IdKind::UserId);
+        return Some(if cand.found.id.kind == IdKind::UserId || !incoming_user {
+            Refusal::BothIdentified
+        } else {
+            Refusal::OwnedByAnotherUser
+        });
+    }
+    let rule = config.rule(&kind);
+    Some(Refusal::Limit {
+        limit: rule.limit,
+        window_days: rule.window_days,
+    })
+}
+
+/// Whether an undone merge forbids any identifier of `incoming` from joining the group.
+fn blocked<S: Store + ?Sized>(
+    store: &S,
+    check: bool,
+    group: &[Profile],
+    new_ids: &[Held],
+    incoming: &[Held],
+) -> Result<Option<Refusal>, StoreError> {
+    if !check {
+        return Ok(None);
+    }
+    let held = group
+        .iter()
+        .flat_map(|p| p.identifiers.iter())
+        .chain(new_ids.iter());
+    for a in held {
+        for b in incoming {
+            if store.is_blocked(&a.id, &b.id)? {
+                return Ok(Some(Refusal::Blocked));
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,202 @@
+//! Finding an event's identifiers: its ids, the worker's cookie, and the traits and
+//! context fields the workspace maps to a kind.
+//!
+//! Extraction is pure: it normalises every value it finds and sets junk aside as
+//! warnings, but does not look at the graph. The one question that needs the graph, what
+//! kind an `alias` event's `previousId` is, is left to [`ingest`](super::ingest) through
+//! [`Extracted::previous`].
+
+use serde_json::Value;
+
+use super::normalise::{self, Junk};
+use super::{IdKind, Identifier, IdentityConfig, Warning};
+use crate::event::Event;
+
+/// One identifier found in an event, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found<'c> {
+    /// The normalised identifier.
+    pub id: Identifier,
+    /// Where it was found (`userId`, `anonymousId`, `traits.email`, ...).
+    pub field: &'c str,
+}
+
+/// What [`extract`] found in an event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted<'c> {
+    /// Usable identifiers, each once, in the order the event names them: `userId`,
+    /// `anonymousId`, the worker's cookie id, then configured fields.
+    pub ids: Vec<Found<'c>>,
+    /// An `alias` event's normalised `previousId`, whose kind depends on the graph.
+    pub previous: Option<String>,
+    /// The junk values set aside, one warning each.
+    pub warnings: Vec<Warning>,
+}
+
+/// Finds and normalises the identifiers of `event` under `config`.
+pub fn extract<'c>(event: &Event, config: &'c IdentityConfig) -> Extracted<'c> {
+    let mut out = Extracted::default();
+    let junk = &config.junk;
+
+    if let Some(raw) = &event.user_id {
+        out.push(IdKind::UserId, raw, "userId", junk);
+    }
+    if let Some(raw) = &event.anonymous_id {
+        out.push(IdKind::AnonymousId, raw, "anonymousId", junk);
+    }
+    if let Some(raw) = &event.weft.sid {
+        out.push(IdKind::AnonymousId, raw, "weft.sid", junk);
+    }
+    if let Some(raw) = &event.previous_id {
+        match normalise::value(&IdKind::UserId, raw, junk) {
+            Ok(value) => out.previous = Some(value),
+            Err(junk) => out.warn("previousId", junk),
+        }
+    }
+    for (path, kind) in &config.fields {
+        if let Some(raw) = lookup(event, path) {
+            out.push(IdKind::from_name(kind), &raw, path, junk);
+        }
+    }
+    for path in &config.ga_cookie {
+        if let Some(raw) = lookup(event, path) {
+            match normalise::ga_client_id(&raw) {
+                Ok(value) => out.add(
+                    Identifier::new(IdKind::Other("ga_client_id".into()), value),
+                    path,
+                ),
+                Err(junk) => out.warn(path, junk),
+            }
+        }
+    }
+    out
+}
+
+impl<'c> Extracted<'c> {
+    fn push(&mut self, kind: IdKind, raw: &str, field: &'c str, junk: &[String]) {
+        match normalise::value(&kind, raw, junk) {
+            Ok(value) => self.add(Identifier { kind, value }, field),
+            Err(err) => self.warn(field, err),
+        }
+    }
+
+    fn add(&mut self, id: Identifier, field: &'c str) {
+        if !self.ids.iter().any(|f| f.id == id) {
+            self.ids.push(Found { id, field });
+        }
+    }
+
+    fn warn(&mut self, field: &str, junk: Junk) {
+        self.warnings.push(Warning::Junk {
+            field: field.to_owned(),
+            junk,
+        });
+    }
+}
+
+/// The string (or number, as text) at a dotted path from the event's root.
+fn lookup(event: &Event, path: &str) -> Option<String> {
+    let (root, rest) = path.split_once('.').unwrap_or((path, ""));
+    let map = match root {
+        "traits" => &event.traits,
+        "context" => &event.context,
+        "properties" => &event.properties,
+        _ => return None,
+    };
+    let mut parts = rest.split('.');
+    let mut value = map.get(parts.next()?)?;
+    for key in parts {
+        value = value.as_object()?.get(key)?;
+    }
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::EventKind;
+
+    fn ids(x: &Extracted<'_>) -> Vec<String> {
+        x.ids
+            .iter()
+            .map(|f| format!("{}@{}", f.id, f.field))
+            .collect()
+    }
+
+    #[test]
+    fn ids_traits_and_context_fields_are_found_in_order() {
+        let mut config = IdentityConfig::default();
+        config
+            .fields
+            .insert("context.traits.phone".into(), "phone".into());
+        let mut e = Event::new(EventKind::Identify, "m-1", 0);
+        e.user_id = Some(" user-1 ".into());
+        e.anonymous_id = Some("anon-1".into());
+        e.weft.sid = Some("sid-1".into());
+        e.traits.insert("email".into(), json!("Ann@Example.com"));
+        e.context.insert(
+            "traits".into(),
+            json!({"phone": 33612, "email": "ann@example.com"}),
+        );
+        let x = extract(&e, &config);
+        assert_eq!(
+            ids(&x),
+            [
+                "user_id:user-1@userId",
+                "anonymous_id:anon-1@anonymousId",
+                "anonymous_id:sid-1@weft.sid",
+                "email:ann@example.com@context.traits.email",
+                "phone:33612@context.traits.phone",
+            ]
+        );
+        assert!(x.warnings.is_empty());
+    }
+
+    #[test]
+    fn junk_ids_become_warnings_and_the_rest_stays() {
+        let mut e = Event::new(EventKind::Alias, "m-2", 0);
+        e.user_id = Some("undefined".into());
+        e.anonymous_id = Some("anon-1".into());
+        e.previous_id = Some("[object Object]".into());
+        e.traits.insert("email".into(), json!("\"null\""));
+        let config = IdentityConfig::default();
+        let x = extract(&e, &config);
+        assert_eq!(ids(&x), ["anonymous_id:anon-1@anonymousId"]);
+        assert_eq!(x.previous, None);
+        let fields: Vec<_> = x.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        assert!(
+            fields[0].starts_with("junk identifier in userId"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn ga_cookie_field_gives_a_client_id_or_a_warning() {
+        let mut config = IdentityConfig::default();
+        config.ga_cookie.push("context.cookies._ga".into());
+        let mut e = Event::new(EventKind::Page, "m-3", 0);
+        e.anonymous_id = Some("anon-1".into());
+        e.context.insert(
+            "cookies".into(),
+            json!({"_ga": "GA1.2.1234567890.1700000000"}),
+        );
+        let x = extract(&e, &config);
+        assert_eq!(
+            ids(&x)[1],
+            "ga_client_id:1234567890.1700000000@context.cookies._ga"
+        );
+
+        e.context
+            .insert("cookies".into(), json!({"_ga": "garbage"}));
+        let x = extract(&e, &config);
+        assert_eq!(x.ids.len(), 1);
+        assert_eq!(x.warnings.len(), 1);
+    }
+}

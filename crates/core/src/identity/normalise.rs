@@ -1,0 +1,256 @@
+//! Normalising identifier values, and the junk values that never become identifiers.
+//!
+//! Clients send placeholders where they have no id: `"undefined"`, `"null"`, `"None"`,
+//! `"[object Object]"`, `"0"`, an empty string, sometimes quoted (`"\"null\""`). One such
+//! value used as a merge key fuses every visitor that sent it into one person, so every
+//! value goes through [`value`] before it becomes an [`Identifier`](super::Identifier):
+//! trimmed, emails lower-cased, placeholders and a workspace's own junk list refused.
+//! `_ga` cookie values are reduced to their client id by [`ga_client_id`], the same way
+//! Google Analytics does, so a server-side event and the browser's session agree.
+
+use super::IdKind;
+
+/// The longest identifier value kept, in bytes; longer values are junk.
+pub const MAX_LEN: usize = 512;
+
+/// Placeholders that never identify anyone, compared without regard to ASCII case.
+pub const DEFAULT_JUNK: [&str; 11] = [
+    "undefined",
+    "null",
+    "none",
+    "nan",
+    "[object object]",
+    "anonymous",
+    "guest",
+    "0",
+    "-1",
+    "true",
+    "false",
+];
+
+/// Why a value is not an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Junk {
+    /// Empty or whitespace only (also when quoted: `""`).
+    #[error("empty value")]
+    Empty,
+    /// A placeholder from the default list or the workspace's own.
+    #[error("placeholder value {0:?}")]
+    Placeholder(String),
+    /// An email without `@`.
+    #[error("email {0:?} has no @")]
+    NotEmail(String),
+    /// Longer than [`MAX_LEN`] bytes.
+    #[error("value of {0} bytes exceeds {MAX_LEN}")]
+    TooLong(usize),
+    /// A `_ga` cookie value that does not have the `GA1.<depth>.<client id>` shape.
+    #[error("_ga cookie {0:?} has no client id (expected GA1.<depth>.<client id>)")]
+    NotGaCookie(String),
+}
+
+/// Normalises `raw` as a value of `kind`, refusing junk.
+///
+/// Trims whitespace, lower-cases emails, and refuses empty values, the placeholders of
+/// [`DEFAULT_JUNK`] and of `extra` (case-insensitive, also inside one pair of quotes),
+/// emails without `@`, and values longer than [`MAX_LEN`].
+///
+/// ```
+/// use weft_core::identity::{normalise, IdKind};
+/// assert_eq!(normalise::value(&IdKind::Email, " Ann@X.io ", &[]).unwrap(), "ann@x.io");
+/// assert!(normalise::value(&IdKind::UserId, "\"null\"", &[]).is_err());
+/// ```
+///
+/// # Errors
+/// [`Junk`] naming why the value is refused.
+pub fn value(kind: &IdKind, raw: &str, extra: &[String]) -> Result<String, Junk> {
+    let trimmed = raw.trim();
+    if trimmed.len() > MAX_LEN {
+        return Err(Junk::TooLong(trimmed.len()));
+    }
+    let inner = unquote(trimmed).trim();
+    if inner.is_empty() {
+        return Err(Junk::Empty);
+    }
+    let listed = |v: &str| {
+        DEFAULT_JUNK.iter().any(|j| v.eq_ignore_ascii_case(j))
+            || extra.iter().any(|j| v.eq_ignore_ascii_case(j.trim()))
+    };
+    if listed(inner) {
+        return Err(Junk::Placeholder(trimmed.to_owned()));
+    }
+    if *kind == IdKind::Email {
+        if !trimmed.contains('@') {
+            return Err(Junk::NotEmail(trimmed.to_owned()));
+        }
+        return Ok(trimmed.to_ascii_lowercase());
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Whether `raw` would be refused as a value of `kind`.
+pub fn is_junk(kind: &IdKind, raw: &str, extra: &[String]) -> bool {
+    value(kind, raw, extra).is_err()
+}
+
+/// The client id inside a `_ga` cookie value.
+///
+/// Accepts the bare value (`GA1.1.1234567890.1700000000`), the `_ga=` pair, or a whole
+/// `Cookie` header holding a `_ga` pair. The version (`GA1`) and the domain depth (`1`,
+/// `2`, or `3-2` with a path depth) are dropped; what follows is the client id, kept as
+/// is (`1234567890.1700000000`, or a custom id such as `custom-0001`).
+///
+/// ```
+/// use weft_core::identity::normalise::ga_client_id;
+/// assert_eq!(ga_client_id("_ga=GA1.3-2.1234567890.1700000000").unwrap(), "1234567890.1700000000");
+/// assert!(ga_client_id("garbage").is_err());
+/// ```
+///
+/// # Errors
+/// [`Junk::NotGaCookie`] when the value lacks the `GA<n>.<depth>.` prefix or a client id
+/// after it; no id is invented in its place.
+pub fn ga_client_id(raw: &str) -> Result<String, Junk> {
+    let cookie = raw
+        .split(';')
+        .map(str::trim)
+        .find_map(|pair| pair.strip_prefix("_ga="))
+        .unwrap_or(raw)
+        .trim();
+    let bad = || Junk::NotGaCookie(cookie.to_owned());
+    let mut parts = cookie.splitn(3, '.');
+    let version = parts.next().ok_or_else(bad)?;
+    let depth = parts.next().ok_or_else(bad)?;
+    let client = parts.next().ok_or_else(bad)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let version_ok = version.len() > 2 && version.starts_with("GA") && digits(&version[2..]);
+    let depth_ok = match depth.split_once('-') {
+        Some((domain, path)) => digits(domain) && digits(path),
+        None => digits(depth),
+    };
+    if !version_ok || !depth_ok {
+        return Err(bad());
+    }
+    match value(&IdKind::Other("ga_client_id".into()), client, &[]) {
+        Ok(client) => Ok(client),
+        Err(_) => Err(bad()),
+    }
+}
+
+fn unquote(text: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
+            return inner;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_plain_quoted_and_any_case_are_junk() {
+        let junk = [
+            "",
+            "   ",
+            "\t",
+            "undefined",
+            "null",
+            "None",
+            "NaN",
+            "[object Object]",
+            "anonymous",
+            "Guest",
+            "0",
+            "-1",
+            "true",
+            "FALSE",
+            "\"null\"",
+            "'undefined'",
+            "\"\"",
+            "\" \"",
+            " \"None\" ",
+        ];
+        for raw in junk {
+            assert!(is_junk(&IdKind::UserId, raw, &[]), "{raw:?} should be junk");
+        }
+    }
+
+    #[test]
+    fn real_values_are_trimmed_and_kept() {
+        let cases = [
+            (IdKind::UserId, " user-1 ", "user-1"),
+            (IdKind::UserId, "nullable", "nullable"),
+            (IdKind::UserId, "00", "00"),
+            (IdKind::AnonymousId, "Anon-A", "Anon-A"),
+            (IdKind::Email, " A@Example.COM", "a@example.com"),
+            (IdKind::Other("phone".into()), "+33612", "+33612"),
+        ];
+        for (kind, raw, want) in cases {
+            assert_eq!(value(&kind, raw, &[]).as_deref(), Ok(want), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn junk_in_email_is_refused() {
+        let cases = [
+            ("null", Junk::Placeholder("null".into())),
+            ("\"undefined\"", Junk::Placeholder("\"undefined\"".into())),
+            ("no-at-sign", Junk::NotEmail("no-at-sign".into())),
+            ("", Junk::Empty),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(value(&IdKind::Email, raw, &[]), Err(want), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn workspace_junk_list_adds_to_the_defaults() {
+        let extra = vec!["test@example.com".to_owned(), "  n/a ".to_owned()];
+        assert!(is_junk(&IdKind::Email, "TEST@example.com", &extra));
+        assert!(is_junk(&IdKind::UserId, "N/A", &extra));
+        assert!(!is_junk(&IdKind::UserId, "n/b", &extra));
+    }
+
+    #[test]
+    fn overlong_values_are_junk() {
+        let long = "x".repeat(MAX_LEN + 1);
+        assert_eq!(
+            value(&IdKind::UserId, &long, &[]),
+            Err(Junk::TooLong(MAX_LEN + 1))
+        );
+        assert!(value(&IdKind::UserId, &long[1..], &[]).is_ok());
+    }
+
+    #[test]
+    fn ga_cookie_client_id() {
+        let cases = [
+            (
+                "_ga=GA1.1.1234567890.1700000000",
+                Some("1234567890.1700000000"),
+            ),
+            (
+                "_ga=GA1.2.1234567890.1700000000",
+                Some("1234567890.1700000000"),
+            ),
+            (
+                "_ga=GA1.3-2.1234567890.1700000000",
+                Some("1234567890.1700000000"),
+            ),
+            ("_ga=GA1.1.custom-0001", Some("custom-0001")),
+            ("_ga=garbage", None),
+            ("GA1.2.1234567890.1700000000", Some("1234567890.1700000000")),
+            ("theme=dark; _ga=GA1.2.42.17; other=1", Some("42.17")),
+            ("GA1.2.", None),
+            ("GA1.2.null", None),
+            ("GAx.2.123.456", None),
+            ("GA1.x.123.456", None),
+            ("", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(ga_client_id(raw).ok().as_deref(), want, "{raw:?}");
+        }
+        assert!(matches!(ga_client_id("_ga=garbage"), Err(Junk::NotGaCookie(v)) if v == "garbage"));
+    }
+}
