@@ -12,7 +12,12 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod campaign;
+pub mod referrer;
+pub mod session;
+pub mod stored_id;
 pub mod time;
+pub mod url;
 
 #[cfg(feature = "engine")]
 pub mod event;

@@ -1,0 +1,221 @@
+//! URLs and query strings, read the way browsers read them.
+//!
+//! Campaign parameters and click ids arrive in a page's query string, and both the SDK
+//! and the worker must read them identically. The decoding here follows the URL
+//! standard's `application/x-www-form-urlencoded` parser, which is what
+//! `URLSearchParams` does in every browser: pairs split on `&`, empty pairs skipped,
+//! name and value split on the first `=`, `+` read as a space, `%XX` decoded with an
+//! invalid sequence kept as written, and bytes that are not UTF-8 replaced by U+FFFD.
+//! When a name repeats, [`get`] answers the first value, as `URLSearchParams.get` does.
+//!
+//! The module is free of serde and of `core::fmt`, so the browser SDK can use it.
+
+/// The parts of a URL that touchpoints need, borrowed from the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Parts<'a> {
+    /// The host with any port and user info removed, as written (not lower-cased).
+    pub host: &'a str,
+    /// The path, `/` when the URL has an authority but no path.
+    pub path: &'a str,
+    /// The query without its `?`, empty when there is none.
+    pub query: &'a str,
+}
+
+/// Splits an absolute URL (`https://host/path?query#fragment`) or a relative one
+/// (`/path?query`, `?query`) into its parts.
+///
+/// ```
+/// let p = weft_core::url::split("https://user@Shop.Example.com:8443/a/b?x=1#top");
+/// assert_eq!((p.host, p.path, p.query), ("Shop.Example.com", "/a/b", "x=1"));
+/// ```
+///
+/// # Limitations
+/// IPv6 hosts keep their brackets, and a URL without `//` is read as relative, so
+/// `mailto:` and similar schemes yield no host.
+pub fn split(url: &str) -> Parts<'_> {
+    let url = url.trim();
+    let url = url.split('#').next().unwrap_or(url);
+    let (before_query, query) = match url.find('?') {
+        Some(i) => (&url[..i], &url[i + 1..]),
+        None => (url, ""),
+    };
+    let Some(scheme_end) = before_query.find("//") else {
+        return Parts {
+            host: "",
+            path: before_query,
+            query,
+        };
+    };
+    let authority_and_path = &before_query[scheme_end + 2..];
+    let (authority, path) = match authority_and_path.find('/') {
+        Some(i) => (&authority_and_path[..i], &authority_and_path[i..]),
+        None => (authority_and_path, "/"),
+    };
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    Parts { host, path, query }
+}
+
+/// The host of a URL, lower-cased and without a trailing dot; `None` when it has none.
+///
+/// ```
+/// assert_eq!(weft_core::url::host("https://WWW.Google.com./search").as_deref(),
+///            Some("www.google.com"));
+/// assert_eq!(weft_core::url::host("/pricing"), None);
+/// ```
+pub fn host(url: &str) -> Option<String> {
+    let host = split(url).host.trim_end_matches('.');
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Decodes one name or value of a query string: `+` is a space, `%XX` a byte, an
+/// invalid `%` sequence stays as written, and bytes that are not UTF-8 become U+FFFD.
+///
+/// ```
+/// use weft_core::url::decode;
+/// assert_eq!(decode("spring+sale%21"), "spring sale!");
+/// assert_eq!(decode("100%"), "100%");
+/// assert_eq!(decode("caf%C3%A9"), "café");
+/// ```
+pub fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    }
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Every name and value of a query string, decoded, in order, repeats included.
+///
+/// A leading `?` is skipped, so `location.search` can be passed as it is.
+///
+/// ```
+/// let pairs = weft_core::url::pairs("?a=1&&b&a=2");
+/// assert_eq!(pairs, [("a".into(), "1".into()), ("b".into(), "".into()),
+///                    ("a".into(), "2".into())]);
+/// ```
+pub fn pairs(query: &str) -> Vec<(String, String)> {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.find('=') {
+            Some(i) => (decode(&pair[..i]), decode(&pair[i + 1..])),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// The first value of `name` in a query string, decoded.
+///
+/// ```
+/// assert_eq!(weft_core::url::get("utm_source=a&utm_source=b", "utm_source").as_deref(),
+///            Some("a"));
+/// ```
+pub fn get(query: &str, name: &str) -> Option<String> {
+    pairs(query)
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_follows_the_url_standard() {
+        let cases = [
+            ("plain", "plain"),
+            ("a+b", "a b"),
+            ("a%20b", "a b"),
+            ("a%2Bb", "a+b"),
+            ("%", "%"),
+            ("%2", "%2"),
+            ("%zz", "%zz"),
+            ("50%+off", "50% off"),
+            ("%E2%82%AC", "€"),
+            ("%FF", "\u{FFFD}"),
+            ("%C3", "\u{FFFD}"),
+            ("caf%c3%a9", "café"),
+            ("%%41", "%A"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(decode(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn pairs_skip_empty_parts_and_split_on_the_first_equals_sign() {
+        let got = pairs("?&x=1=2&&y&=z&utm%5Fsource=g");
+        let expected = [("x", "1=2"), ("y", ""), ("", "z"), ("utm_source", "g")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_first_value_of_a_repeated_name_wins() {
+        assert_eq!(get("a=1&a=2", "a").as_deref(), Some("1"));
+        assert_eq!(get("a&a=2", "a").as_deref(), Some(""));
+        assert_eq!(get("b=1", "a"), None);
+    }
+
+    #[test]
+    fn urls_split_into_host_path_and_query() {
+        let cases = [
+            ("https://example.com", ("example.com", "/", "")),
+            ("https://example.com/p?q=1#f", ("example.com", "/p", "q=1")),
+            ("http://u:pw@host:8080/x", ("host", "/x", "")),
+            ("https://example.com?a=b", ("example.com", "/", "a=b")),
+            ("//cdn.example.com/x", ("cdn.example.com", "/x", "")),
+            ("/landing?utm_source=x", ("", "/landing", "utm_source=x")),
+            ("?utm_source=x", ("", "", "utm_source=x")),
+            ("http://[::1]:8787/", ("[::1]", "/", "")),
+            ("", ("", "", "")),
+        ];
+        for (url, (host, path, query)) in cases {
+            assert_eq!(split(url), Parts { host, path, query }, "{url}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_lower_cased_and_lose_a_trailing_dot() {
+        assert_eq!(
+            host("HTTPS://Example.COM./x").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(host("/relative"), None);
+    }
+}
