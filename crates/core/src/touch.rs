@@ -1,13 +1,20 @@
-//! Touchpoints: how a visitor arrived (channel, campaign, click id, referrer, landing page).
+//! Touchpoints: how a visit arrived (channel, campaign, click id, referrer, landing page).
 //!
-//! A touchpoint is derived from a `page` event's `context.page` and `context.campaign`
-//! (the SDK fills both; third-party clients may send only the URL, so the campaign is
-//! parsed from the page's URL when absent). The profile keeps the first and the last.
+//! A touchpoint is derived from a `page` event's `context.page` and `context.campaign`.
+//! The SDK fills both; third-party clients may send only the page's URL or search
+//! string, so when `context.campaign` is absent the campaign is parsed from
+//! `context.page.search`, then `context.page.url` (and the same fields of
+//! `properties`), with the same [`crate::campaign`] code the SDK runs. The channel comes
+//! from [`crate::referrer::classify`]. The profile keeps the first and the last.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use crate::campaign::Campaign;
 use crate::event::{Event, EventKind};
+use crate::referrer::{self, Channel};
 use crate::time::Millis;
+use crate::url;
 
 /// Where a visit came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,56 +47,170 @@ pub struct Touchpoint {
 
 /// The touchpoint of a `page` or `screen` event, from its campaign and referrer.
 ///
+/// An explicit `context.campaign` wins; without one the campaign is read from the page's
+/// search string or URL (field report `utm-from-explicit-page-search`). A page reached
+/// from another page of the same site without a campaign is no new touch: `None`.
+///
 /// # Limitations
-/// Channels are judged from `utm_medium` and the referrer's presence only; a table of
-/// known hosts (search engines, social networks) refines this in the referrer module.
+/// "Same site" is judged by [`referrer::site`]'s guess of the registrable domain, which
+/// ships no public-suffix list.
 pub fn from_event(event: &Event) -> Option<Touchpoint> {
     if !matches!(event.kind, EventKind::Page | EventKind::Screen) {
         return None;
     }
-    let campaign = |key: &str| event.context_str(&["campaign", key]).map(str::to_owned);
-    let referrer = event
-        .context_str(&["page", "referrer"])
-        .and_then(|r| r.split("//").nth(1))
-        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(rest).to_owned())
-        .filter(|h| !h.is_empty());
-    let medium = campaign("medium");
-    let channel = match medium.as_deref() {
-        Some("cpc" | "ppc" | "paidsearch") => "paid_search",
-        Some("email") => "email",
-        Some("social") => "social",
-        Some(_) => "campaign",
-        None if referrer.is_some() => "referral",
-        None => "direct",
+    let page = |key: &str| {
+        event
+            .context_str(&["page", key])
+            .or_else(|| event.properties.get(key).and_then(Value::as_str))
+            .filter(|v| !v.is_empty())
     };
+    let page_url = page("url");
+    let campaign = match event.context.get("campaign").and_then(Value::as_object) {
+        Some(fields) if !fields.is_empty() => campaign_from_fields(fields),
+        _ => page("search")
+            .map(Campaign::from_query)
+            .filter(|c| !c.is_empty())
+            .or_else(|| page_url.map(|u| Campaign::from_query(url::split(u).query)))
+            .unwrap_or_default(),
+    };
+    let page_host = page_url.and_then(url::host).unwrap_or_default();
+    let referrer_url = page("referrer");
+    let classified = referrer::classify(&campaign, referrer_url, &page_host);
+    if classified.channel == Channel::Internal {
+        return None;
+    }
+    let landing = page("path")
+        .or_else(|| page_url.map(|u| url::split(u).path))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
     Some(Touchpoint {
         at: event.timestamp,
-        channel: channel.to_owned(),
-        source: campaign("source").or_else(|| referrer.clone()),
-        medium,
-        campaign: campaign("name"),
-        click_id: None,
-        referrer,
-        landing: event.context_str(&["page", "path"]).map(str::to_owned),
+        channel: classified.channel.as_str().to_owned(),
+        source: classified.source,
+        medium: campaign.medium,
+        campaign: campaign.name,
+        click_id: campaign.click_id.map(|c| c.param.to_owned()),
+        referrer: referrer_url.and_then(url::host),
+        landing,
     })
+}
+
+fn campaign_from_fields(fields: &Map<String, Value>) -> Campaign {
+    Campaign::from_fields(
+        fields
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn page_event(context: Value, properties: Value) -> Event {
+        let mut e = Event::new(EventKind::Page, "m-1", 5);
+        e.context = context.as_object().cloned().unwrap_or_default();
+        e.properties = properties.as_object().cloned().unwrap_or_default();
+        e
+    }
 
     #[test]
     fn campaign_in_context_makes_a_touch() {
-        let mut e = Event::new(EventKind::Page, "m-1", 5);
-        e.context.insert(
-            "campaign".into(),
-            serde_json::json!({"source": "google", "medium": "cpc", "name": "spring"}),
+        let e = page_event(
+            json!({"campaign": {"source": "google", "medium": "cpc", "name": "spring"},
+                   "page": {"path": "/"}}),
+            json!({}),
         );
-        e.context.insert("page".into(), serde_json::json!({"path": "/"}));
         let touch = from_event(&e).unwrap();
         assert_eq!(touch.medium.as_deref(), Some("cpc"));
         assert_eq!(touch.campaign.as_deref(), Some("spring"));
         assert_eq!(touch.channel, "paid_search");
+        assert_eq!(touch.source.as_deref(), Some("google"));
         assert_eq!(touch.landing.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn utm_from_explicit_page_search() {
+        let url = "https://shop.example.com/landing?utm_source=newsletter&utm_content=hero";
+        let search = "?utm_source=newsletter&utm_content=hero";
+        let cases = [
+            (
+                "context.page.search",
+                json!({"page": {"search": search}}),
+                json!({}),
+            ),
+            ("context.page.url", json!({"page": {"url": url}}), json!({})),
+            (
+                "properties",
+                json!({}),
+                json!({"url": url, "search": search}),
+            ),
+        ];
+        for (name, context, properties) in cases {
+            let touch = from_event(&page_event(context, properties)).unwrap();
+            assert_eq!(touch.source.as_deref(), Some("newsletter"), "{name}");
+            assert_eq!(touch.channel, "campaign", "{name}");
+        }
+
+        let explicit = page_event(
+            json!({"campaign": {"source": "explicit", "medium": "email"},
+                   "page": {"search": search}}),
+            json!({}),
+        );
+        let touch = from_event(&explicit).unwrap();
+        assert_eq!(touch.source.as_deref(), Some("explicit"));
+        assert_eq!(touch.channel, "email");
+    }
+
+    #[test]
+    fn channels_come_from_the_referrer_table() {
+        let cases = [
+            (
+                json!({"page": {"url": "https://shop.example.com/"}}),
+                Some("direct"),
+            ),
+            (
+                json!({"page": {"url": "https://shop.example.com/",
+                                "referrer": "https://www.google.fr/"}}),
+                Some("organic_search"),
+            ),
+            (
+                json!({"page": {"url": "https://shop.example.com/?gclid=x",
+                                "referrer": "https://www.google.fr/"}}),
+                Some("paid_search"),
+            ),
+            (
+                json!({"page": {"url": "https://shop.example.com/p",
+                                "referrer": "https://www.example.com/"}}),
+                None,
+            ),
+        ];
+        for (context, channel) in cases {
+            let got = from_event(&page_event(context.clone(), json!({})));
+            assert_eq!(got.map(|t| t.channel).as_deref(), channel, "{context}");
+        }
+    }
+
+    #[test]
+    fn click_ids_referrers_and_landing_pages_are_kept() {
+        let e = page_event(
+            json!({"page": {"url": "https://shop.example.com/spring?fbclid=IwAR",
+                            "referrer": "https://l.facebook.com/l.php?u=x"}}),
+            json!({}),
+        );
+        let touch = from_event(&e).unwrap();
+        assert_eq!(touch.click_id.as_deref(), Some("fbclid"));
+        assert_eq!(touch.referrer.as_deref(), Some("l.facebook.com"));
+        assert_eq!(touch.landing.as_deref(), Some("/spring"));
+        assert_eq!(touch.channel, "social");
+    }
+
+    #[test]
+    fn only_page_and_screen_events_make_touches() {
+        let mut e = page_event(json!({"page": {"path": "/"}}), json!({}));
+        e.kind = EventKind::Track;
+        assert_eq!(from_event(&e), None);
     }
 }
