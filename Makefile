@@ -50,8 +50,18 @@ build-worker:
 dev: setup build
 	scripts/dev.sh
 
-test: setup fmt-check clippy unit-test doc build dry-run e2e
-	@echo "make test: all checks passed"
+# The steps run in this order and stop at the first failure; each one's time is printed.
+TEST_STEPS := setup fmt-check clippy unit-test doc build dry-run e2e
+
+test:
+	@started=$$SECONDS; \
+	for step in $(TEST_STEPS); do \
+		echo "== make test: $$step"; \
+		begun=$$SECONDS; \
+		$(MAKE) --no-print-directory $$step; \
+		echo "== make test: $$step passed in $$((SECONDS - begun)) s"; \
+	done; \
+	echo "== make test: all checks passed in $$((SECONDS - started)) s"
 
 fmt-check:
 	cargo fmt --all --check
