@@ -1,0 +1,1034 @@
+//! The `IdentityGraph` Durable Object: the single writer of a workspace's profiles.
+//!
+//! Every event goes through here: it is deduplicated and resolved by core's identity
+//! engine over [`SqlStore`], queued for the R2 archive, and the profiles it changed are
+//! evaluated against the workspace's segments; their decision docs go to KV when they
+//! change (see [`crate::publish`]). All SQL of one request runs in one synchronous turn,
+//! so it commits atomically before the worker answers; KV writes follow. The alarm flushes
+//! coalesced KV writes, re-evaluates profiles whose windowed rules lapse, and archives.
+//!
+//! The admin API's state lives here too: profiles, segment definitions stored over the
+//! API, the merge log, erasure and metrics.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use weft_core::event::Event;
+use weft_core::identity::{self, IdKind, Identifier, IngestError, Store};
+use weft_core::profile::{Profile, ProfileId};
+use weft_core::segment::{Decision, Definition, Evaluation, Segments};
+use weft_core::time::{Millis, DAY, HOUR};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
+
+use crate::archive;
+use crate::collect::{GraphWarning, Ingest, Stored};
+use crate::config::Config;
+use crate::decide::{anonymous_key, user_key, KV_BINDING};
+use crate::publish::{self, Action, Published};
+use crate::sql_store::{self, count, scalar, SqlStore};
+
+/// Segment definitions kept as files in `segments/`, bundled at build time.
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/segments.rs"));
+}
+
+/// The Durable Object holding one workspace's identity graph.
+#[durable_object]
+pub struct IdentityGraph {
+    state: State,
+    env: Env,
+    store: RefCell<SqlStore>,
+    segments: RefCell<Segments>,
+    startup_error: RefCell<Option<String>>,
+}
+
+/// A KV write decided inside the synchronous turn, done after it.
+struct KvWrite {
+    key: String,
+    doc: Option<String>,
+}
+
+impl DurableObject for IdentityGraph {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        // Never panic here: a constructor that fails leaves the object failing every
+        // request until restarted. Faults are kept and answered as 500s naming them.
+        let mut startup_error = sql_store::migrate(&sql)
+            .err()
+            .map(|e| format!("migration: {e}"));
+        let segments = match load_segments(&sql) {
+            Ok(s) => s,
+            Err(e) => {
+                startup_error.get_or_insert(e);
+                Segments::default()
+            }
+        };
+        IdentityGraph {
+            state,
+            env,
+            store: RefCell::new(SqlStore::new(sql)),
+            segments: RefCell::new(segments),
+            startup_error: RefCell::new(startup_error),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if let Some(error) = self.startup_error.borrow().clone() {
+            return json_error(500, &format!("identity graph failed to start: {error}"));
+        }
+        let url = req.url()?;
+        let path = url.path().to_owned();
+        let query: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let method = req.method();
+        let body = match method {
+            Method::Post | Method::Put => req.text().await?,
+            _ => String::new(),
+        };
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let now = now();
+        match (method, parts.as_slice()) {
+            (Method::Post, ["ingest"]) => self.ingest(&body, now).await,
+            (Method::Get, ["profiles"]) => self.profile_view(param("id"), now),
+            (Method::Delete, ["profiles"]) => self.erase(param("id"), now).await,
+            (Method::Get, ["segments"]) => self.segment_list(),
+            (Method::Get, ["segments", name]) => self.segment_get(name),
+            (Method::Put, ["segments", name]) => self.segment_put(name, &body, now).await,
+            (Method::Delete, ["segments", name]) => self.segment_delete(name, now).await,
+            (Method::Get, ["merges"]) => self.merge_list(),
+            (Method::Post, ["merges"]) => self.operator_merge(&body, now).await,
+            (Method::Post, ["merges", id, "undo"]) => self.undo(id, now).await,
+            (Method::Get, ["metrics"]) => self.metrics(),
+            (Method::Get, ["explain"]) => self.explain(param("key"), now),
+            (Method::Post, ["replay"]) => self.replay(now).await,
+            _ => json_error(404, &format!("no graph route for {path}")),
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        let now = now();
+        let writes = {
+            let sql = self.sql();
+            let mut writes = Vec::new();
+            // Windowed rules that lapse now: evaluate again.
+            let due: Vec<IdRow> = sql
+                .exec(
+                    "SELECT profile_id AS id FROM lapses WHERE at <= ?",
+                    vec![now.into()],
+                )?
+                .to_array()?;
+            let ids: BTreeSet<ProfileId> = due.iter().map(|r| r.id as ProfileId).collect();
+            writes.extend(self.publish_profiles(&ids, now).map_err(to_worker)?);
+            // Coalesced docs whose second is over.
+            writes.extend(self.due_pending(now)?);
+            self.prune(now)?;
+            writes
+        };
+        self.write_kv(writes).await;
+        if let Err(e) = archive::flush(&self.env, self.sql()).await {
+            log_error("archive flush failed", &e.to_string());
+        }
+        self.schedule(now).await?;
+        Response::ok("ok")
+    }
+}
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: f64,
+}
+
+impl IdentityGraph {
+    fn sql(&self) -> SqlStorage {
+        self.store.borrow().sql().clone()
+    }
+
+    async fn ingest(&self, body: &str, now: Millis) -> worker::Result<Response> {
+        let ingest: Ingest = match serde_json::from_str(body) {
+            Ok(i) => i,
+            Err(e) => return json_error(400, &format!("ingest body is not valid: {e}")),
+        };
+        let config = Config::bundled();
+        let (stored, writes) = {
+            let sql = self.sql();
+            for (reason, n) in &ingest.rejected {
+                count(&sql, &format!("rejected.{reason}"), *n)?;
+            }
+            for (reason, n) in &ingest.warned {
+                count(&sql, &format!("warned.{reason}"), *n)?;
+            }
+            let mut stored = Stored::default();
+            let mut changed = BTreeSet::new();
+            let segments = self.segments.borrow();
+            let mut store = self.store.borrow_mut();
+            for event in &ingest.events {
+                let warn = |warning: String| GraphWarning {
+                    message_id: event.message_id.clone(),
+                    warning,
+                };
+                if is_suppressed(&sql, event, &config.identity)? {
+                    count(&sql, "suppressed", 1)?;
+                    stored.warnings.push(warn(
+                        "dropped: an identifier of this event was erased".into(),
+                    ));
+                    continue;
+                }
+                match identity::ingest(&mut *store, &config.identity, segments.spec(), event) {
+                    Ok(outcome) if outcome.duplicate => {
+                        count(&sql, "deduplicated", 1)?;
+                        stored
+                            .warnings
+                            .push(warn("duplicate messageId; already stored".into()));
+                    }
+                    Ok(outcome) => {
+                        stored.accepted += 1;
+                        count(&sql, "accepted", 1)?;
+                        store.queue_for_archive(event).map_err(to_worker)?;
+                        for w in &outcome.warnings {
+                            count(&sql, &format!("warned.{}", w.code()), 1)?;
+                            stored.warnings.push(warn(w.to_string()));
+                        }
+                        changed.extend(outcome.changed.iter().copied());
+                        for gone in &outcome.deleted {
+                            changed.remove(gone);
+                            sql.exec(
+                                "DELETE FROM lapses WHERE profile_id = ?",
+                                vec![(*gone as i64).into()],
+                            )?;
+                        }
+                    }
+                    Err(IngestError::NoIdentifier(warnings)) => {
+                        count(&sql, "rejected.no_usable_identifier", 1)?;
+                        let why: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+                        stored.warnings.push(warn(format!(
+                            "not stored: the event has no usable identifier ({})",
+                            why.join("; ")
+                        )));
+                    }
+                    Err(e) => return json_error(500, &format!("identity graph failed: {e}")),
+                }
+            }
+            drop(store);
+            drop(segments);
+            let writes = self.publish_profiles(&changed, now).map_err(to_worker)?;
+            (stored, writes)
+        };
+        self.write_kv(writes).await;
+        self.schedule(now).await?;
+        Response::from_json(&stored)
+    }
+
+    /// Evaluates profiles and decides the KV writes for their keys, inside the turn.
+    fn publish_profiles(
+        &self,
+        ids: &BTreeSet<ProfileId>,
+        now: Millis,
+    ) -> Result<Vec<KvWrite>, String> {
+        let sql = self.sql();
+        let store = self.store.borrow();
+        let segments = self.segments.borrow();
+        let mut writes = Vec::new();
+        for &id in ids {
+            let Some(profile) = store.load(id).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let evaluation = segments.evaluate(&profile, now);
+            let run = |q: &str, p: Vec<worker::SqlStorageValue>| {
+                sql.exec(q, p).map(|_| ()).map_err(|e| e.to_string())
+            };
+            match evaluation.valid_until {
+                Some(at) => run(
+                    "INSERT OR REPLACE INTO lapses (profile_id, at) VALUES (?, ?)",
+                    vec![(id as i64).into(), at.into()],
+                )?,
+                None => run(
+                    "DELETE FROM lapses WHERE profile_id = ?",
+                    vec![(id as i64).into()],
+                )?,
+            }
+            for key in decision_keys(&profile) {
+                writes.extend(self.plan_key(&key, id, &evaluation, now)?);
+            }
+        }
+        Ok(writes)
+    }
+
+    fn plan_key(
+        &self,
+        key: &str,
+        profile: ProfileId,
+        evaluation: &Evaluation,
+        now: Millis,
+    ) -> Result<Option<KvWrite>, String> {
+        let sql = self.sql();
+        let previous = read_published(&sql, key).map_err(|e| e.to_string())?;
+        let Some((decision, action)) = publish::plan(previous.as_ref(), evaluation, now) else {
+            return Ok(None);
+        };
+        let segments = serde_json::to_string(&decision.segments).map_err(|e| e.to_string())?;
+        let (written_at, pending) = match action {
+            Action::WriteNow => (now, 0),
+            Action::WriteAt(_) => (previous.as_ref().map_or(now, |p| p.written_at), 1),
+        };
+        sql.exec(
+            "INSERT OR REPLACE INTO published \
+             (key, profile_id, segments, valid_until, version, written_at, pending) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                key.into(),
+                (profile as i64).into(),
+                segments.into(),
+                decision
+                    .valid_until
+                    .map_or(worker::SqlStorageValue::Null, Into::into),
+                (decision.version as i64).into(),
+                written_at.into(),
+                pending.into(),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(match action {
+            Action::WriteNow => {
+                count(&sql, "decisions_written", 1).map_err(|e| e.to_string())?;
+                Some(KvWrite {
+                    key: key.to_owned(),
+                    doc: Some(doc_text(&decision)),
+                })
+            }
+            Action::WriteAt(_) => None,
+        })
+    }
+
+    fn due_pending(&self, now: Millis) -> worker::Result<Vec<KvWrite>> {
+        let sql = self.sql();
+        let rows: Vec<PublishedRow> = sql
+            .exec(
+                "SELECT key, segments, valid_until, version, written_at, pending FROM published \
+                 WHERE pending = 1 AND written_at <= ?",
+                vec![(now - publish::MIN_WRITE_GAP).into()],
+            )?
+            .to_array()?;
+        let mut writes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let published = row.published()?;
+            sql.exec(
+                "UPDATE published SET pending = 0, written_at = ? WHERE key = ?",
+                vec![now.into(), row.key.as_str().into()],
+            )?;
+            count(&sql, "decisions_written", 1)?;
+            writes.push(KvWrite {
+                key: row.key,
+                doc: Some(doc_text(&published.decision)),
+            });
+        }
+        Ok(writes)
+    }
+
+    async fn write_kv(&self, writes: Vec<KvWrite>) {
+        if writes.is_empty() {
+            return;
+        }
+        let kv = match self.env.kv(KV_BINDING) {
+            Ok(kv) => kv,
+            Err(e) => return log_error("kv binding missing", &e.to_string()),
+        };
+        for write in writes {
+            let result = match &write.doc {
+                Some(doc) => match kv.put(&write.key, doc.as_str()) {
+                    Ok(put) => put.execute().await,
+                    Err(e) => Err(e),
+                },
+                None => kv.delete(&write.key).await,
+            };
+            if let Err(e) = result {
+                // Keep the doc pending: the alarm tries again.
+                log_error("kv write failed", &e.to_string());
+                let _ = self.sql().exec(
+                    "UPDATE published SET pending = 1 WHERE key = ?",
+                    vec![write.key.as_str().into()],
+                );
+            }
+        }
+    }
+
+    /// Sets the alarm for the earliest pending doc, lapse or archive flush.
+    async fn schedule(&self, now: Millis) -> worker::Result<()> {
+        let sql = self.sql();
+        let pending: Option<f64> = scalar(
+            &sql,
+            "SELECT MIN(written_at) AS v FROM published WHERE pending = 1",
+            vec![],
+        )?;
+        let lapse: Option<f64> = scalar(&sql, "SELECT MIN(at) AS v FROM lapses", vec![])?;
+        let queued: Option<f64> = scalar(&sql, "SELECT MIN(seq) AS v FROM archive_queue", vec![])?;
+        let mut next: Option<Millis> = None;
+        let mut consider = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
+        if let Some(w) = pending {
+            consider(w as Millis + publish::MIN_WRITE_GAP);
+        }
+        if let Some(at) = lapse {
+            consider(at as Millis);
+        }
+        if queued.is_some() {
+            consider(now + archive::FLUSH_DELAY);
+        }
+        let Some(next) = next else { return Ok(()) };
+        let storage = self.state.storage();
+        let current = storage.get_alarm().await?;
+        if current.is_none_or(|c| c > next) {
+            let delay = (next - now).max(1);
+            storage
+                .set_alarm(std::time::Duration::from_millis(delay as u64))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets dedupe entries and events past their windows, at most once an hour.
+    fn prune(&self, now: Millis) -> worker::Result<()> {
+        let config = &Config::bundled().collector;
+        let sql = self.sql();
+        let last: Option<f64> = scalar(
+            &sql,
+            "SELECT value FROM meta WHERE key = 'last_prune'",
+            vec![],
+        )?;
+        if last.is_some_and(|t| now - (t as Millis) < HOUR) {
+            return Ok(());
+        }
+        sql.exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_prune', ?)",
+            vec![now.into()],
+        )?;
+        sql.exec(
+            "DELETE FROM seen WHERE at < ?",
+            vec![(now - i64::from(config.dedupe_days) * DAY).into()],
+        )?;
+        let keep = i64::from(config.keep_events_days.max(config.dedupe_days)) * DAY;
+        sql.exec(
+            "DELETE FROM events WHERE received_at < ?",
+            vec![(now - keep).into()],
+        )?;
+        Ok(())
+    }
+
+    fn find(&self, id: Option<String>) -> Result<(Identifier, Profile), Response> {
+        let Some(text) = id else {
+            return Err(error_response(400, "missing ?id=<kind>:<value>"));
+        };
+        let id = Identifier::parse(&text).map_err(|e| error_response(400, &e.to_string()))?;
+        let store = self.store.borrow();
+        let found = store.profile_of(&id).and_then(|p| match p {
+            Some(p) => store.load(p),
+            None => Ok(None),
+        });
+        match found {
+            Ok(Some(profile)) => Ok((id, profile)),
+            Ok(None) => Err(error_response(404, &format!("no profile holds {id}"))),
+            Err(e) => Err(error_response(500, &e.to_string())),
+        }
+    }
+
+    fn profile_view(&self, id: Option<String>, now: Millis) -> worker::Result<Response> {
+        let profile = match self.find(id) {
+            Ok((_, p)) => p,
+            Err(res) => return Ok(res),
+        };
+        let evaluation = self.segments.borrow().evaluate(&profile, now);
+        let merges = self
+            .store
+            .borrow()
+            .merges_of(profile.id)
+            .map_err(to_worker)?;
+        Response::from_json(&profile_json(&profile, &evaluation, merges))
+    }
+
+    fn explain(&self, key: Option<String>, now: Millis) -> worker::Result<Response> {
+        let id = key.and_then(|k| {
+            if let Some(v) = k.strip_prefix("a:") {
+                Some(format!("anonymous_id:{v}"))
+            } else {
+                k.strip_prefix("u:").map(|v| format!("user_id:{v}"))
+            }
+        });
+        let profile = match self.find(id) {
+            Ok((_, p)) => p,
+            Err(res) => return Ok(res),
+        };
+        let segments = self.segments.borrow();
+        let evaluation = segments.evaluate(&profile, now);
+        Response::from_json(&json!({
+            "segments": evaluation.segments,
+            "validUntil": evaluation.valid_until.map(weft_core::time::format_rfc3339),
+            "explain": segments.explain(&profile, now),
+        }))
+    }
+
+    async fn erase(&self, id: Option<String>, now: Millis) -> worker::Result<Response> {
+        let (asked, profile) = match self.find(id) {
+            Ok(found) => found,
+            Err(res) => return Ok(res),
+        };
+        let (writes, hashes) = {
+            let sql = self.sql();
+            let mut store = self.store.borrow_mut();
+            let mut writes = Vec::new();
+            let mut hashes = Vec::new();
+            for held in &profile.identifiers {
+                let hash = id_hash(&held.id);
+                sql.exec(
+                    "INSERT OR REPLACE INTO suppressed (id, at) VALUES (?, ?)",
+                    vec![hash.as_str().into(), now.into()],
+                )?;
+                hashes.push(hash);
+                store.unlink(&held.id).map_err(to_worker)?;
+            }
+            for key in decision_keys(&profile) {
+                sql.exec(
+                    "DELETE FROM published WHERE key = ?",
+                    vec![key.as_str().into()],
+                )?;
+                writes.push(KvWrite { key, doc: None });
+            }
+            store.drop_events(profile.id).map_err(to_worker)?;
+            store.delete(profile.id).map_err(to_worker)?;
+            sql.exec(
+                "DELETE FROM lapses WHERE profile_id = ?",
+                vec![(profile.id as i64).into()],
+            )?;
+            count(&sql, "erased_profiles", 1)?;
+            (writes, hashes)
+        };
+        self.write_kv(writes).await;
+        // The archive keeps a tombstone every reader and the replay honour.
+        let tombstone = archive::tombstone(&self.env, &hashes, now).await;
+        Response::from_json(&json!({
+            "erased": asked.to_string(),
+            "profile": profile.id,
+            "identifiersSuppressed": profile.identifiers.len(),
+            "archiveTombstone": tombstone.ok(),
+        }))
+    }
+
+    fn segment_list(&self) -> worker::Result<Response> {
+        let stored = stored_segments(&self.sql())?;
+        let mut list = Vec::new();
+        let segments = self.segments.borrow();
+        for name in segments.names() {
+            let from_api = stored.iter().any(|(n, _)| n == name);
+            let overrides = from_api && bundled::SEGMENTS.iter().any(|(n, _)| *n == name);
+            list.push(json!({
+                "name": name,
+                "source": if from_api { "api" } else { "file" },
+                "overridesFile": overrides,
+            }));
+        }
+        Response::from_json(&json!({ "segments": list }))
+    }
+
+    fn segment_get(&self, name: &str) -> worker::Result<Response> {
+        let segments = self.segments.borrow();
+        let Some(def) = segments.get(name) else {
+            return json_error(404, &format!("no segment named {name:?}"));
+        };
+        let from_api = stored_segments(&self.sql())?.iter().any(|(n, _)| n == name);
+        Response::from_json(&json!({
+            "name": name,
+            "source": if from_api { "api" } else { "file" },
+            "definition": def.source,
+        }))
+    }
+
+    async fn segment_put(&self, name: &str, body: &str, now: Millis) -> worker::Result<Response> {
+        let doc: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return json_error(400, &format!("segment definition is not valid json: {e}"))
+            }
+        };
+        if let Err(e) = Definition::parse(name, &doc) {
+            return json_error(400, &e.to_string());
+        }
+        let sql = self.sql();
+        sql.exec(
+            "INSERT OR REPLACE INTO segments (name, body, updated_at) VALUES (?, ?, ?)",
+            vec![name.into(), doc.to_string().into(), now.into()],
+        )?;
+        let backfilled = match self.recompile_and_backfill(now).await {
+            Ok(n) => n,
+            Err(e) => return json_error(400, &e),
+        };
+        Response::from_json(&json!({
+            "name": name,
+            "source": "api",
+            "definition": doc,
+            "backfilled": backfilled,
+        }))
+    }
+
+    async fn segment_delete(&self, name: &str, now: Millis) -> worker::Result<Response> {
+        let sql = self.sql();
+        let stored = stored_segments(&sql)?.iter().any(|(n, _)| n == name);
+        if !stored {
+            let in_file = bundled::SEGMENTS.iter().any(|(n, _)| *n == name);
+            let why = if in_file {
+                format!("segment {name:?} is defined in segments/{name}.json; remove the file and redeploy")
+            } else {
+                format!("no segment named {name:?}")
+            };
+            return json_error(if in_file { 409 } else { 404 }, &why);
+        }
+        sql.exec("DELETE FROM segments WHERE name = ?", vec![name.into()])?;
+        let backfilled = match self.recompile_and_backfill(now).await {
+            Ok(n) => n,
+            Err(e) => return json_error(500, &e),
+        };
+        let from_file = bundled::SEGMENTS.iter().any(|(n, _)| *n == name);
+        Response::from_json(&json!({
+            "deleted": name,
+            "fileDefinitionInForce": from_file,
+            "backfilled": backfilled,
+        }))
+    }
+
+    /// Recompiles the segments in force and rebuilds every profile's features from its
+    /// stored events, then publishes what changed.
+    ///
+    /// # Limitations
+    /// Runs within the request: a workspace of many thousands of profiles may exceed the
+    /// runtime's time for one request. Counters are rebuilt from the events the object
+    /// still keeps (`keep_events_days`).
+    async fn recompile_and_backfill(&self, now: Millis) -> Result<usize, String> {
+        let sql = self.sql();
+        let compiled = load_segments(&sql)?;
+        let spec = compiled.spec().clone();
+        *self.segments.borrow_mut() = compiled;
+        let ids: Vec<IdRow> = sql
+            .exec("SELECT id FROM profiles", None)
+            .and_then(|c| c.to_array())
+            .map_err(|e| e.to_string())?;
+        let ids: BTreeSet<ProfileId> = ids.iter().map(|r| r.id as ProfileId).collect();
+        {
+            let mut store = self.store.borrow_mut();
+            for &id in &ids {
+                let Some(mut profile) = store.load(id).map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                let events = store.events_of(id).map_err(|e| e.to_string())?;
+                profile.features = Default::default();
+                for event in &events {
+                    profile.features.observe(&spec, event);
+                }
+                store.save(profile).map_err(|e| e.to_string())?;
+            }
+        }
+        let writes = self.publish_profiles(&ids, now)?;
+        self.write_kv(writes).await;
+        self.schedule(now).await.map_err(|e| e.to_string())?;
+        Ok(ids.len())
+    }
+
+    fn merge_list(&self) -> worker::Result<Response> {
+        #[derive(Deserialize)]
+        struct Body {
+            body: String,
+        }
+        let rows: Vec<Body> = self
+            .sql()
+            .exec("SELECT body FROM merges ORDER BY id DESC LIMIT 100", None)?
+            .to_array()?;
+        let merges: Vec<Value> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        Response::from_json(&json!({ "merges": merges }))
+    }
+
+    async fn operator_merge(&self, body: &str, now: Millis) -> worker::Result<Response> {
+        #[derive(Deserialize)]
+        struct Ask {
+            from: String,
+            into: String,
+        }
+        let ask: Ask =
+            match serde_json::from_str(body) {
+                Ok(a) => a,
+                Err(e) => return json_error(
+                    400,
+                    &format!(
+                        "expected {{\"from\":\"<kind>:<value>\",\"into\":\"<kind>:<value>\"}}: {e}"
+                    ),
+                ),
+            };
+        let (from, into) = match (Identifier::parse(&ask.from), Identifier::parse(&ask.into)) {
+            (Ok(f), Ok(i)) => (f, i),
+            (Err(e), _) | (_, Err(e)) => return json_error(400, &e.to_string()),
+        };
+        let result = {
+            let mut store = self.store.borrow_mut();
+            let spec = self.segments.borrow().spec().clone();
+            identity::operator_merge(&mut *store, &spec, &from, &into, now)
+        };
+        let merge = match result {
+            Ok(m) => m,
+            Err(e) => return json_error(status_of_undo(&e), &e.to_string()),
+        };
+        let ids = BTreeSet::from([merge.into]);
+        let writes = self.publish_profiles(&ids, now).map_err(to_worker)?;
+        self.write_kv(writes).await;
+        Response::from_json(&merge)
+    }
+
+    async fn undo(&self, id: &str, now: Millis) -> worker::Result<Response> {
+        let Ok(merge_id) = id.parse() else {
+            return json_error(400, &format!("merge id must be a number (got {id:?})"));
+        };
+        let result = {
+            let mut store = self.store.borrow_mut();
+            let segments = self.segments.borrow();
+            identity::undo(
+                &mut *store,
+                &Config::bundled().identity,
+                segments.spec(),
+                merge_id,
+                now,
+            )
+        };
+        let undone = match result {
+            Ok(u) => u,
+            Err(e) => return json_error(status_of_undo(&e), &e.to_string()),
+        };
+        let ids: BTreeSet<ProfileId> = undone.changed.iter().copied().collect();
+        let (writes, profiles) = {
+            let writes = self.publish_profiles(&ids, now).map_err(to_worker)?;
+            let store = self.store.borrow();
+            let segments = self.segments.borrow();
+            let mut profiles = Vec::new();
+            for &id in &ids {
+                if let Some(p) = store.load(id).map_err(to_worker)? {
+                    let evaluation = segments.evaluate(&p, now);
+                    let merges = store.merges_of(p.id).map_err(to_worker)?;
+                    profiles.push(profile_json(&p, &evaluation, merges));
+                }
+            }
+            (writes, profiles)
+        };
+        self.write_kv(writes).await;
+        self.schedule(now).await?;
+        Response::from_json(&json!({
+            "undone": undone.merge,
+            "profiles": profiles,
+            "warnings": undone.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn metrics(&self) -> worker::Result<Response> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+            count: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec("SELECT name, count FROM metrics ORDER BY name", None)?
+            .to_array()?;
+        let mut out = json!({
+            "accepted": 0, "deduplicated": 0, "suppressed": 0, "decisionsWritten": 0,
+            "erasedProfiles": 0, "rejected": {}, "warned": {},
+        });
+        for row in rows {
+            let n = json!(row.count as u64);
+            match row.name.split_once('.') {
+                Some((group @ ("rejected" | "warned"), reason)) => out[group][reason] = n,
+                _ => out[camel(&row.name)] = n,
+            }
+        }
+        let sum = |v: &Value| {
+            v.as_object()
+                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+        };
+        out["rejectedTotal"] = json!(sum(&out["rejected"]));
+        out["warnedTotal"] = json!(sum(&out["warned"]));
+        Response::from_json(&out)
+    }
+
+    async fn replay(&self, now: Millis) -> worker::Result<Response> {
+        let events = match archive::read_all(&self.env, self.sql()).await {
+            Ok(e) => e,
+            Err(e) => return json_error(500, &format!("reading the archive failed: {e}")),
+        };
+        let (replayed, writes) = {
+            let sql = self.sql();
+            for table in [
+                "profiles",
+                "identifiers",
+                "seen",
+                "events",
+                "merges",
+                "lapses",
+            ] {
+                sql.exec(&format!("DELETE FROM {table}"), None)?;
+            }
+            let config = Config::bundled();
+            let segments = self.segments.borrow();
+            let mut store = self.store.borrow_mut();
+            let mut replayed = 0usize;
+            for event in &events {
+                if is_suppressed(&sql, event, &config.identity)? {
+                    continue;
+                }
+                if let Ok(outcome) =
+                    identity::ingest(&mut *store, &config.identity, segments.spec(), event)
+                {
+                    replayed += usize::from(!outcome.duplicate);
+                }
+            }
+            drop(store);
+            drop(segments);
+            let ids: Vec<IdRow> = sql.exec("SELECT id FROM profiles", None)?.to_array()?;
+            let ids: BTreeSet<ProfileId> = ids.iter().map(|r| r.id as ProfileId).collect();
+            (
+                replayed,
+                self.publish_profiles(&ids, now).map_err(to_worker)?,
+            )
+        };
+        self.write_kv(writes).await;
+        self.schedule(now).await?;
+        Response::from_json(&json!({ "replayed": replayed, "read": events.len() }))
+    }
+}
+
+#[derive(Deserialize)]
+struct PublishedRow {
+    key: String,
+    segments: String,
+    valid_until: Option<f64>,
+    version: f64,
+    written_at: f64,
+    pending: f64,
+}
+
+impl PublishedRow {
+    fn published(&self) -> worker::Result<Published> {
+        let segments: Vec<String> = serde_json::from_str(&self.segments)
+            .map_err(|e| worker::Error::RustError(format!("published row {}: {e}", self.key)))?;
+        Ok(Published {
+            decision: Decision {
+                segments,
+                version: self.version as u64,
+                valid_until: self.valid_until.map(|v| v as Millis),
+            },
+            written_at: self.written_at as Millis,
+            pending: self.pending != 0.0,
+        })
+    }
+}
+
+fn read_published(sql: &SqlStorage, key: &str) -> worker::Result<Option<Published>> {
+    let rows: Vec<PublishedRow> = sql
+        .exec(
+            "SELECT key, segments, valid_until, version, written_at, pending FROM published \
+             WHERE key = ?",
+            vec![key.into()],
+        )?
+        .to_array()?;
+    rows.first().map(PublishedRow::published).transpose()
+}
+
+/// The KV keys a profile's decision doc is written under: each anonymous id and the
+/// user id.
+pub fn decision_keys(profile: &Profile) -> Vec<String> {
+    profile
+        .identifiers
+        .iter()
+        .filter_map(|held| match held.id.kind {
+            IdKind::AnonymousId => Some(anonymous_key(&held.id.value)),
+            IdKind::UserId => Some(user_key(&held.id.value)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn doc_text(decision: &Decision) -> String {
+    serde_json::to_string(decision).unwrap_or_else(|_| crate::decide::EMPTY_DECISION.to_owned())
+}
+
+/// The admin API's view of a profile.
+pub fn profile_json(
+    profile: &Profile,
+    evaluation: &Evaluation,
+    merges: Vec<identity::Merge>,
+) -> Value {
+    let identifiers: Vec<Value> = profile
+        .identifiers
+        .iter()
+        .map(|h| {
+            json!({
+                "id": h.id.to_string(),
+                "firstSeen": weft_core::time::format_rfc3339(h.first_seen),
+            })
+        })
+        .collect();
+    let traits: Map<String, Value> = profile
+        .traits
+        .iter()
+        .map(|(k, t)| (k.clone(), t.value.clone()))
+        .collect();
+    json!({
+        "id": profile.id,
+        "identifiers": identifiers,
+        "traits": traits,
+        "account": profile.account,
+        "touchpoints": { "first": profile.first_touch, "last": profile.last_touch },
+        "firstSeen": weft_core::time::format_rfc3339(profile.first_seen),
+        "lastSeen": weft_core::time::format_rfc3339(profile.last_seen),
+        "events": profile.events,
+        "bot": profile.bot,
+        "country": profile.country,
+        "device": profile.device,
+        "segments": evaluation.segments,
+        "validUntil": evaluation.valid_until.map(weft_core::time::format_rfc3339),
+        "merges": merges,
+    })
+}
+
+fn load_segments(sql: &SqlStorage) -> Result<Segments, String> {
+    let stored = stored_segments(sql).map_err(|e| e.to_string())?;
+    let mut defs: Vec<(String, Value)> = Vec::new();
+    for (name, text) in bundled::SEGMENTS {
+        if stored.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let doc = serde_json::from_str(text).map_err(|e| format!("segments/{name}.json: {e}"))?;
+        defs.push(((*name).to_owned(), doc));
+    }
+    defs.extend(stored);
+    Segments::compile(&defs).map_err(|e| e.to_string())
+}
+
+fn stored_segments(sql: &SqlStorage) -> worker::Result<Vec<(String, Value)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        name: String,
+        body: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec("SELECT name, body FROM segments ORDER BY name", None)?
+        .to_array()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| serde_json::from_str(&r.body).ok().map(|v| (r.name, v)))
+        .collect())
+}
+
+/// The hash an erased identifier is remembered by: the graph keeps no erased value.
+pub fn id_hash(id: &Identifier) -> String {
+    hex::encode(Sha256::digest(id.to_string().as_bytes()))
+}
+
+fn is_suppressed(
+    sql: &SqlStorage,
+    event: &Event,
+    config: &identity::IdentityConfig,
+) -> worker::Result<bool> {
+    let any: Option<f64> = scalar(sql, "SELECT 1 AS v FROM suppressed LIMIT 1", vec![])?;
+    if any.is_none() {
+        return Ok(false);
+    }
+    let extracted = identity::extract(event, config);
+    let mut ids: Vec<Identifier> = extracted.ids.iter().map(|f| f.id.clone()).collect();
+    if let Some(previous) = extracted.previous {
+        ids.push(Identifier::new(IdKind::UserId, previous.clone()));
+        ids.push(Identifier::new(IdKind::AnonymousId, previous));
+    }
+    for id in ids {
+        let hit: Option<f64> = scalar(
+            sql,
+            "SELECT 1 AS v FROM suppressed WHERE id = ?",
+            vec![id_hash(&id).as_str().into()],
+        )?;
+        if hit.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn status_of_undo(e: &identity::UndoError) -> u16 {
+    match e {
+        identity::UndoError::Store(_) => 500,
+        identity::UndoError::NoMerge(_) | identity::UndoError::UnknownIdentifier(_) => 404,
+        _ => 409,
+    }
+}
+
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn now() -> Millis {
+    worker::Date::now().as_millis() as Millis
+}
+
+fn to_worker<E: std::fmt::Display>(e: E) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+fn error_response(status: u16, message: &str) -> Response {
+    json_error(status, message)
+        .unwrap_or_else(|_| Response::empty().expect("an empty response builds"))
+}
+
+fn json_error(status: u16, message: &str) -> worker::Result<Response> {
+    if status >= 500 {
+        log_error("graph request failed", message);
+    }
+    Ok(Response::from_json(&json!({ "error": message }))?.with_status(status))
+}
+
+fn log_error(msg: &str, error: &str) {
+    worker::console_error!("{}", json!({"level": "error", "msg": msg, "error": error}));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_become_camel_case() {
+        assert_eq!(camel("decisions_written"), "decisionsWritten");
+        assert_eq!(camel("accepted"), "accepted");
+    }
+
+    #[test]
+    fn erased_identifiers_are_kept_only_as_hashes() {
+        let id = Identifier::new(IdKind::Other("email".into()), "a@example.com");
+        let hash = id_hash(&id);
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains("example"));
+        assert_eq!(hash, id_hash(&id));
+    }
+}
