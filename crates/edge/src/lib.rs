@@ -70,6 +70,9 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
     let Some(name) = path.strip_prefix("/v1/") else {
         return Err(ApiError::NotFound(path.to_owned()));
     };
+    if let Some(which) = name.strip_prefix("bench/") {
+        return bench_route(env, which).await;
+    }
     if name == "decide" {
         return match method {
             Method::Get | Method::Head => decide::decide(&req, env).await,
@@ -83,6 +86,23 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
         return Err(method_not_allowed(method, path, "POST, OPTIONS"));
     }
     collect::collect(req, env, kind, worker::Date::now().as_millis() as i64).await
+}
+
+/// Routes for `make bench` to measure against, present only when the `WEFT_BENCH` var is
+/// `1`: `noop` answers without any work, `bare` reads one KV key (`bench:bare`) and
+/// returns it, the least a decide route can do.
+async fn bench_route(env: &Env, which: &str) -> Result<Response, ApiError> {
+    let enabled = env.var("WEFT_BENCH").map(|v| v.to_string() == "1").unwrap_or(false);
+    match (enabled, which) {
+        (true, "noop") => Ok(Response::ok("")?),
+        (true, "bare") => {
+            let doc = env.kv(decide::KV_BINDING)?.get("bench:bare").text().await?;
+            let mut res = Response::ok(doc.unwrap_or_default())?;
+            res.headers_mut().set("content-type", "application/json")?;
+            Ok(res)
+        }
+        _ => Err(ApiError::NotFound(format!("/v1/bench/{which}"))),
+    }
 }
 
 fn method_not_allowed(method: Method, path: &str, allowed: &'static str) -> ApiError {
