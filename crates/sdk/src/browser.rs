@@ -1,0 +1,90 @@
+//! The browser's stores behind [`Stores`]: `document.cookie` and localStorage, guarded.
+//!
+//! localStorage is probed once with a write and a removal; when the probe throws
+//! (Safari private mode, site data blocked, quota full) the SDK runs without it. Every
+//! later access catches its exception too, so nothing the browser throws reaches the
+//! host page (field report `storage-throws-fallback`).
+
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlDocument, Storage};
+
+use crate::identity::Stores;
+
+/// The page's cookie jar and localStorage, either of which may be missing.
+pub struct Browser {
+    document: Option<HtmlDocument>,
+    local: Option<Storage>,
+}
+
+impl Browser {
+    /// Opens the stores of the current page, probing localStorage.
+    pub fn open() -> Browser {
+        let window = web_sys::window();
+        let document = window
+            .as_ref()
+            .and_then(|w| w.document())
+            .map(|d| d.unchecked_into::<HtmlDocument>());
+        let local = window
+            .and_then(|w| w.local_storage().ok().flatten())
+            .filter(|s| {
+                s.set_item("weft_probe", "1").is_ok() && s.remove_item("weft_probe").is_ok()
+            });
+        Browser { document, local }
+    }
+
+    /// A browser without localStorage (for tests of the fallback).
+    pub fn without_storage() -> Browser {
+        Browser {
+            local: None,
+            ..Browser::open()
+        }
+    }
+
+    /// True when localStorage answered the probe.
+    pub fn has_storage(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The localStorage keys starting with `prefix`, without it.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let Some(local) = &self.local else {
+            return Vec::new();
+        };
+        let len = local.length().unwrap_or(0);
+        (0..len)
+            .filter_map(|i| local.key(i).ok().flatten())
+            .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Stores for Browser {
+    fn cookies(&self) -> String {
+        self.document
+            .as_ref()
+            .and_then(|d| d.cookie().ok())
+            .unwrap_or_default()
+    }
+
+    fn set_cookie(&self, line: &str) {
+        if let Some(d) = &self.document {
+            let _ignored_when_blocked = d.set_cookie(line);
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.local.as_ref()?.get_item(key).ok().flatten()
+    }
+
+    fn set(&self, key: &str, value: &str) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|s| s.set_item(key, value).is_ok())
+    }
+
+    fn remove(&self, key: &str) {
+        if let Some(s) = &self.local {
+            let _ignored_when_blocked = s.remove_item(key);
+        }
+    }
+}
