@@ -661,16 +661,17 @@ impl IdentityGraph {
             from: String,
             into: String,
         }
-        let ask: Ask =
-            match serde_json::from_str(body) {
-                Ok(a) => a,
-                Err(e) => return json_error(
+        let ask: Ask = match serde_json::from_str(body) {
+            Ok(a) => a,
+            Err(e) => {
+                return json_error(
                     400,
                     &format!(
                         "expected {{\"from\":\"<kind>:<value>\",\"into\":\"<kind>:<value>\"}}: {e}"
                     ),
-                ),
-            };
+                )
+            }
+        };
         let (from, into) = match (Identifier::parse(&ask.from), Identifier::parse(&ask.into)) {
             (Ok(f), Ok(i)) => (f, i),
             (Err(e), _) | (_, Err(e)) => return json_error(400, &e.to_string()),
@@ -861,7 +862,7 @@ pub fn decision_keys(profile: &Profile) -> Vec<String> {
 }
 
 fn doc_text(decision: &Decision) -> String {
-    serde_json::to_string(decision).unwrap_or_else(|_| crate::decide::EMPTY_DECISION.to_owned())
+    decision.to_json()
 }
 
 /// The admin API's view of a profile.

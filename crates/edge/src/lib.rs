@@ -24,6 +24,7 @@ pub mod error;
 #[allow(missing_docs)]
 pub mod graph;
 pub mod graph_client;
+pub mod personalize;
 pub mod publish;
 pub mod sql_store;
 
@@ -68,7 +69,10 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
         return admin::admin(req, env).await;
     }
     let Some(name) = path.strip_prefix("/v1/") else {
-        return Err(ApiError::NotFound(path.to_owned()));
+        return match method {
+            Method::Get | Method::Head => personalize::page(req, env).await,
+            _ => Err(ApiError::NotFound(path.to_owned())),
+        };
     };
     if let Some(which) = name.strip_prefix("bench/") {
         return bench_route(env, which).await;
@@ -92,7 +96,10 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
 /// `1`: `noop` answers without any work, `bare` reads one KV key (`bench:bare`) and
 /// returns it, the least a decide route can do.
 async fn bench_route(env: &Env, which: &str) -> Result<Response, ApiError> {
-    let enabled = env.var("WEFT_BENCH").map(|v| v.to_string() == "1").unwrap_or(false);
+    let enabled = env
+        .var("WEFT_BENCH")
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false);
     match (enabled, which) {
         (true, "noop") => Ok(Response::ok("")?),
         (true, "bare") => {
