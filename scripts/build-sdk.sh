@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the browser SDK into www/sdk/pkg (git-ignored) and prints its gzipped sizes.
+#
+#   crates/sdk  --cargo, release, wasm32-->  weft_sdk.wasm
+#               --wasm-bindgen --target web-->  glue (ES module) + weft_sdk_bg.wasm
+#               --wasm-opt -Oz (npm binaryen)-->  weft_sdk_bg.wasm, optimised for size
+#   www/sdk/loader.js + glue  --esbuild, iife, minified-->  www/sdk/pkg/weft.js
+#   www/snippet.js  --esbuild, minified-->  www/snippet.min.js (committed: the docs show it)
+#
+# What a page downloads: the snippet (inline), weft.js and weft_sdk_bg.wasm. The total of
+# their gzip -9 sizes is printed; `WEFT_SDK_TWIGGY=1` also prints where the wasm's bytes go
+# (needs `cargo install twiggy`).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT=www/sdk/pkg
+BIN="$ROOT/node_modules/.bin"
+WASM_OPT="$ROOT/node_modules/binaryen/bin/wasm-opt"
+for tool in "$BIN/esbuild" "$WASM_OPT"; do
+  [[ -x "$tool" ]] || { echo "build-sdk: $tool missing: run scripts/setup.sh" >&2; exit 1; }
+done
+command -v wasm-bindgen >/dev/null || { echo "build-sdk: wasm-bindgen missing: run scripts/setup.sh" >&2; exit 1; }
+
+cargo build --release --target wasm32-unknown-unknown -p weft-sdk
+rm -rf "$OUT"
+mkdir -p "$OUT"
+wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
+  target/wasm32-unknown-unknown/release/weft_sdk.wasm
+"$WASM_OPT" -Oz --strip-debug --strip-producers --enable-bulk-memory \
+  --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  --enable-reference-types --enable-multivalue \
+  "$OUT/weft_sdk_bg.wasm" -o "$OUT/weft_sdk_bg.wasm"
+# The glue's default wasm URL uses import.meta, which an iife lacks; the loader always
+# passes the URL, so esbuild's warning about it is silenced.
+"$BIN/esbuild" www/sdk/loader.js --bundle --minify --format=iife --target=es2020 \
+  --log-override:empty-import-meta=silent --outfile="$OUT/weft.js" --log-level=warning
+"$BIN/esbuild" www/snippet.js --minify --target=es5 --log-level=warning \
+  | tr -d '\n' > www/snippet.min.js
+echo >> www/snippet.min.js
+cp www/sdk/weft.d.ts "$OUT/weft.d.ts"
+
+gz() { gzip -9c "$1" | wc -c; }
+snippet=$(gz www/snippet.min.js)
+glue=$(gz "$OUT/weft.js")
+wasm=$(gz "$OUT/weft_sdk_bg.wasm")
+total=$((snippet + glue + wasm))
+printf 'sdk size (gzip -9): snippet %d B, loader+glue %d B, wasm %d B (raw %d B), total %d B\n' \
+  "$snippet" "$glue" "$wasm" "$(wc -c < "$OUT/weft_sdk_bg.wasm")" "$total"
+if [[ "${WEFT_SDK_TWIGGY:-0}" == 1 ]] && command -v twiggy >/dev/null; then
+  "$WASM_OPT" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "target/wasm32-unknown-unknown/release/weft_sdk.wasm" -o "$ROOT/target/weft_sdk_named.wasm"
+  twiggy top -n 25 "$ROOT/target/weft_sdk_named.wasm"
+fi
