@@ -1,4 +1,5 @@
-//! Evaluating a rule against a profile, and when the answer can next change by itself.
+//! Evaluating a compiled rule against a profile, and when the answer can next change by
+//! itself.
 //!
 //! Besides whether a rule holds, evaluation finds the earliest moment at which one of the
 //! conditions it looked at flips with no new event: a page view leaving a 7-day window, a
@@ -10,10 +11,22 @@
 use serde_json::{json, Value};
 
 use crate::profile::Profile;
+use crate::segment::compile::{Node, Slots, Tally};
 use crate::segment::ops::Subject;
-use crate::segment::rule::{Count, Rule, TouchField, When, Which};
+use crate::segment::rule::{Cmp, TouchField, When, Which};
 use crate::time::{format_rfc3339, Millis};
 use crate::touch::Touchpoint;
+
+/// What evaluation reads: the profile, its looked-up slots, and the moment.
+#[derive(Debug, Clone)]
+pub struct Ctx<'p> {
+    /// The profile.
+    pub profile: &'p Profile,
+    /// Its traits and counters, by slot.
+    pub slots: Slots<'p>,
+    /// The moment of evaluation.
+    pub now: Millis,
+}
 
 /// The earliest of two optional moments.
 pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
@@ -23,76 +36,72 @@ pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
     }
 }
 
-/// Whether `rule` holds for `profile` at `now`; lowers `lapse` to the earliest moment a
-/// condition that was looked at flips by itself.
-pub fn holds(rule: &Rule, profile: &Profile, now: Millis, lapse: &mut Option<Millis>) -> bool {
-    match rule {
-        Rule::All(rules) => rules.iter().all(|r| holds(r, profile, now, lapse)),
-        Rule::Any(rules) => rules.iter().any(|r| holds(r, profile, now, lapse)),
-        Rule::Not(r) => !holds(r, profile, now, lapse),
-        Rule::Count(c) => {
-            let (held, flips) = count_holds(c, profile, now);
+/// Whether `node` holds; lowers `lapse` to the earliest moment a condition that was
+/// looked at flips by itself.
+pub fn holds(node: &Node, cx: &Ctx<'_>, lapse: &mut Option<Millis>) -> bool {
+    match node {
+        Node::All(nodes) => nodes.iter().all(|n| holds(n, cx, lapse)),
+        Node::Any(nodes) => nodes.iter().any(|n| holds(n, cx, lapse)),
+        Node::Not(n) => !holds(n, cx, lapse),
+        Node::Trait { slot, op } => op.holds(Subject::json(cx.slots.trait_value(*slot))),
+        Node::Touch { which, field, op } => {
+            op.holds(touch_field(touch(cx.profile, *which), *field))
+        }
+        Node::Count {
+            window,
+            unit,
+            span,
+            cmp,
+            n,
+        } => {
+            let Tally { live, total } = cx.slots.window(*window);
+            let held = cmp.holds(total, *n);
+            if *span > 0 && can_flip(*cmp, held, total, *n) {
+                // Buckets leave the window oldest first, each at the start of the bucket
+                // `span` after it; the first departure that changes the answer is the
+                // lapse. Departures later than the lapse already found cannot lower it.
+                let span = i64::from(*span);
+                let mut remaining = total;
+                for &(bucket, count) in live {
+                    let leaves = (bucket + span) * unit.millis();
+                    if lapse.is_some_and(|l| leaves >= l) {
+                        break;
+                    }
+                    remaining -= u64::from(count);
+                    if cmp.holds(remaining, *n) != held {
+                        *lapse = Some(leaves);
+                        break;
+                    }
+                }
+            }
+            held
+        }
+        Node::Seen { which, when } => {
+            let (held, flips) = seen_holds(*which, *when, cx.profile, cx.now);
             *lapse = earliest(*lapse, flips);
             held
         }
-        Rule::Seen { which, when } => {
-            let (held, flips) = seen_holds(*which, *when, profile, now);
-            *lapse = earliest(*lapse, flips);
-            held
-        }
-        leaf => leaf_holds(leaf, profile),
-    }
-}
-
-/// A condition that only an event can change.
-fn leaf_holds(rule: &Rule, profile: &Profile) -> bool {
-    match rule {
-        Rule::Trait { name, op } => {
-            op.holds(Subject::json(profile.traits.get(name).map(|t| &t.value)))
-        }
-        Rule::Touch { which, field, op } => op.holds(touch_field(touch(profile, *which), *field)),
-        Rule::Identified(want) => profile.is_identified() == *want,
-        Rule::Country(codes) => profile
+        Node::Identified(want) => cx.slots.identified == *want,
+        Node::Country(codes) => cx
+            .profile
             .country
             .as_deref()
             .is_some_and(|c| codes.iter().any(|x| x.eq_ignore_ascii_case(c))),
-        Rule::Device(kinds) => profile
+        Node::Device(kinds) => cx
+            .profile
             .device
             .as_deref()
             .is_some_and(|d| kinds.iter().any(|x| x.eq_ignore_ascii_case(d))),
-        _ => false,
     }
 }
 
-/// Whether a count condition holds, and when it would flip as buckets leave the window.
-fn count_holds(c: &Count, profile: &Profile, now: Millis) -> (bool, Option<Millis>) {
-    let counter = &c.counter;
-    let total = profile
-        .features
-        .count(counter.id, counter.unit, c.window, now);
-    let held = c.cmp.holds(total, c.n);
-    if c.window == 0 {
-        return (held, None);
+/// Whether a count's answer can change as buckets leave its window (counts only fall).
+fn can_flip(cmp: Cmp, held: bool, total: u64, n: u64) -> bool {
+    match cmp {
+        Cmp::Gte | Cmp::Gt => held,
+        Cmp::Lte | Cmp::Lt => !held,
+        Cmp::Eq => total > n || (held && n > 0),
     }
-
-    // Walk the buckets still in the window, oldest first: each leaves at the start of the
-    // bucket `window` buckets after it; the first departure that changes the answer is the
-    // moment this condition lapses.
-    let window = i64::from(c.window);
-    let oldest = counter.unit.bucket(now) - window;
-    let mut remaining = total;
-    for &(bucket, n) in profile
-        .features
-        .buckets(counter.id)
-        .iter()
-        .filter(|(b, _)| *b > oldest)
-    {
-        remaining -= u64::from(n);
-        if c.cmp.holds(remaining, c.n) != held {
-            return (held, Some((bucket + window) * counter.unit.millis()));
-        }
-    }
-    (held, None)
 }
 
 /// Whether a recency condition holds, and when it flips with no new event.
@@ -138,40 +147,39 @@ fn touch_field(touch: Option<&Touchpoint>, field: TouchField) -> Subject<'_> {
     Subject::text(value)
 }
 
-/// The explanation of `rule` (written as `source`) for `profile` at `now`: every condition,
-/// the profile's value it was tested on, and whether it held.
+/// The explanation of `node` (written as `source`): every condition, the profile's value
+/// it was tested on, whether it held, and when it flips by itself (`flipsAt`).
 ///
 /// Unlike [`holds`], every branch is explained, including those evaluation would skip.
-pub fn explain(rule: &Rule, source: &Value, profile: &Profile, now: Millis) -> Value {
-    let children = |key: &str, rules: &[Rule]| -> Vec<Value> {
-        rules
+pub fn explain(node: &Node, source: &Value, cx: &Ctx<'_>) -> Value {
+    let children = |key: &str, nodes: &[Node]| -> Vec<Value> {
+        nodes
             .iter()
             .enumerate()
-            .map(|(i, r)| explain(r, &source[key][i], profile, now))
+            .map(|(i, n)| explain(n, &source[key][i], cx))
             .collect()
     };
     let held_of = |v: &Value| v["held"].as_bool().unwrap_or(false);
-    match rule {
-        Rule::All(rules) => {
-            let parts = children("all", rules);
+    match node {
+        Node::All(nodes) => {
+            let parts = children("all", nodes);
             let held = parts.iter().all(held_of);
             json!({"all": parts, "held": held})
         }
-        Rule::Any(rules) => {
-            let parts = children("any", rules);
+        Node::Any(nodes) => {
+            let parts = children("any", nodes);
             let held = parts.iter().any(held_of);
             json!({"any": parts, "held": held})
         }
-        Rule::Not(r) => {
-            let inner = explain(r, &source["not"], profile, now);
+        Node::Not(n) => {
+            let inner = explain(n, &source["not"], cx);
             let held = !held_of(&inner);
             json!({"not": inner, "held": held})
         }
         leaf => {
             let mut lapse = None;
-            let held = holds(leaf, profile, now, &mut lapse);
-            let mut out =
-                json!({"condition": source, "value": observed(leaf, profile, now), "held": held});
+            let held = holds(leaf, cx, &mut lapse);
+            let mut out = json!({"condition": source, "value": observed(leaf, cx), "held": held});
             if let Some(at) = lapse {
                 out["flipsAt"] = Value::String(format_rfc3339(at));
             }
@@ -181,28 +189,22 @@ pub fn explain(rule: &Rule, source: &Value, profile: &Profile, now: Millis) -> V
 }
 
 /// The profile's value a leaf condition tests, as JSON.
-fn observed(rule: &Rule, profile: &Profile, now: Millis) -> Value {
-    match rule {
-        Rule::Trait { name, .. } => profile
-            .traits
-            .get(name)
-            .map_or(Value::Null, |t| t.value.clone()),
-        Rule::Touch { which, field, .. } => touch_field(touch(profile, *which), *field).to_json(),
-        Rule::Count(c) => {
-            json!(profile
-                .features
-                .count(c.counter.id, c.counter.unit, c.window, now))
-        }
-        Rule::Seen {
+fn observed(node: &Node, cx: &Ctx<'_>) -> Value {
+    let p = cx.profile;
+    match node {
+        Node::Trait { slot, .. } => cx.slots.trait_value(*slot).cloned().unwrap_or(Value::Null),
+        Node::Touch { which, field, .. } => touch_field(touch(p, *which), *field).to_json(),
+        Node::Count { window, .. } => json!(cx.slots.window(*window).total),
+        Node::Seen {
             which: Which::First,
             ..
-        } => json!(format_rfc3339(profile.first_seen)),
-        Rule::Seen {
+        } => json!(format_rfc3339(p.first_seen)),
+        Node::Seen {
             which: Which::Last, ..
-        } => json!(format_rfc3339(profile.last_seen)),
-        Rule::Identified(_) => json!(profile.is_identified()),
-        Rule::Country(_) => json!(profile.country),
-        Rule::Device(_) => json!(profile.device),
-        _ => Value::Null,
+        } => json!(format_rfc3339(p.last_seen)),
+        Node::Identified(_) => json!(cx.slots.identified),
+        Node::Country(_) => json!(p.country),
+        Node::Device(_) => json!(p.device),
+        Node::All(_) | Node::Any(_) | Node::Not(_) => Value::Null,
     }
 }

@@ -19,6 +19,7 @@
 //! Bots: a profile whose every event came from a bot (`Profile::bot`) is in no segment,
 //! unless the segment's definition opts in with `"includeBots": true`.
 
+pub mod compile;
 pub mod decision;
 pub mod eval;
 pub mod features;
@@ -36,6 +37,8 @@ pub use rule::{Definition, Rule, RuleError};
 
 use crate::event::Event;
 use crate::profile::Profile;
+use crate::segment::compile::{Node, Program};
+use crate::segment::eval::Ctx;
 use crate::time::{format_rfc3339, Millis};
 
 /// Which segments a profile is in, and until when that holds with no new event.
@@ -57,6 +60,7 @@ pub struct Evaluation {
 #[derive(Debug, Clone, PartialEq)]
 struct Segment {
     definition: Definition,
+    node: Node,
     reads: Reads,
 }
 
@@ -65,6 +69,7 @@ struct Segment {
 pub struct Segments {
     segments: Vec<Segment>,
     spec: FeatureSpec,
+    program: Program,
 }
 
 impl Segments {
@@ -104,14 +109,25 @@ impl Segments {
                 spec.add(c.counter.clone());
             });
         }
+        let rules: Vec<&Rule> = definitions.iter().map(|d| &d.rule).collect();
+        let program = Program::new(&rules, &spec);
         let segments = definitions
             .into_iter()
             .map(|definition| {
                 let reads = Reads::of(&definition.rule, &spec);
-                Segment { definition, reads }
+                let node = program.compile(&definition.rule, &spec);
+                Segment {
+                    definition,
+                    node,
+                    reads,
+                }
             })
             .collect();
-        Ok(Segments { segments, spec })
+        Ok(Segments {
+            segments,
+            spec,
+            program,
+        })
     }
 
     /// The counters every profile must keep for these rules.
@@ -141,17 +157,36 @@ impl Segments {
 
     /// Which segments `profile` is in at `now`, and until when that holds.
     pub fn evaluate(&self, profile: &Profile, now: Millis) -> Evaluation {
-        let mut out = Evaluation {
-            segments: Vec::new(),
-            valid_until: None,
-            bot: profile.bot,
+        let cx = self.context(profile, now);
+        let mut valid_until = None;
+
+        // Decide membership first, then allocate the names once at their exact count.
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let words = self.segments.len().div_ceil(64);
+        let bits: &mut [u64] = if words <= small.len() {
+            &mut small[..words]
+        } else {
+            large.resize(words, 0);
+            &mut large
         };
-        for segment in &self.segments {
-            if let Some(true) = self.judge(segment, profile, now, &mut out.valid_until) {
-                out.segments.push(segment.definition.name.clone());
+        for (i, segment) in self.segments.iter().enumerate() {
+            if let Some(true) = judge(segment, &cx, &mut valid_until) {
+                bits[i / 64] |= 1 << (i % 64);
             }
         }
-        out
+        let count = bits.iter().map(|w| w.count_ones() as usize).sum();
+        let mut segments = Vec::with_capacity(count);
+        for (i, segment) in self.segments.iter().enumerate() {
+            if bits[i / 64] & (1 << (i % 64)) != 0 {
+                segments.push(segment.definition.name.clone());
+            }
+        }
+        Evaluation {
+            segments,
+            valid_until,
+            bot: profile.bot,
+        }
     }
 
     /// What `event` changes that these rules read; pass it to [`Segments::update`].
@@ -191,11 +226,11 @@ impl Segments {
             valid_until: previous.valid_until,
             bot: profile.bot,
         };
+        let cx = self.context(profile, now);
         for segment in &self.segments {
             let name = &segment.definition.name;
             let member = if segment.reads.is_touched_by(touched) {
-                self.judge(segment, profile, now, &mut out.valid_until)
-                    .unwrap_or(false)
+                judge(segment, &cx, &mut out.valid_until).unwrap_or(false)
             } else {
                 previous.segments.binary_search(name).is_ok()
             };
@@ -214,16 +249,17 @@ impl Segments {
     ///   "rule": {"condition": {"identified": true}, "value": true, "held": true}}}
     /// ```
     pub fn explain(&self, profile: &Profile, now: Millis) -> Value {
+        let cx = self.context(profile, now);
         let mut out = Map::new();
         for segment in &self.segments {
             let def = &segment.definition;
             let mut lapse = None;
-            let verdict = self.judge(segment, profile, now, &mut lapse);
+            let verdict = judge(segment, &cx, &mut lapse);
             let mut entry = json!({
                 "member": verdict == Some(true),
                 "bot": profile.bot,
                 "excludedAsBot": verdict.is_none(),
-                "rule": eval::explain(&def.rule, &def.source, profile, now),
+                "rule": eval::explain(&segment.node, &def.source, &cx),
             });
             if let Some(at) = lapse {
                 entry["validUntil"] = Value::String(format_rfc3339(at));
@@ -233,18 +269,12 @@ impl Segments {
         Value::Object(out)
     }
 
-    /// Whether the profile is in the segment (`None`: excluded as a bot).
-    fn judge(
-        &self,
-        segment: &Segment,
-        profile: &Profile,
-        now: Millis,
-        lapse: &mut Option<Millis>,
-    ) -> Option<bool> {
-        if profile.bot && !segment.definition.include_bots {
-            return None;
+    fn context<'p>(&self, profile: &'p Profile, now: Millis) -> Ctx<'p> {
+        Ctx {
+            profile,
+            slots: self.program.slots(profile, &self.spec, now),
+            now,
         }
-        Some(eval::holds(&segment.definition.rule, profile, now, lapse))
     }
 
     fn find(&self, name: &str) -> Option<usize> {
@@ -252,4 +282,12 @@ impl Segments {
             .binary_search_by(|s| s.definition.name.as_str().cmp(name))
             .ok()
     }
+}
+
+/// Whether the profile is in the segment (`None`: excluded as a bot).
+fn judge(segment: &Segment, cx: &Ctx<'_>, lapse: &mut Option<Millis>) -> Option<bool> {
+    if cx.profile.bot && !segment.definition.include_bots {
+        return None;
+    }
+    Some(eval::holds(&segment.node, cx, lapse))
 }
