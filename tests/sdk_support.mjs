@@ -10,7 +10,8 @@
 //! Test pages: `/t/<anything>?cfg=<json>` is a page that embeds the snippet and calls
 //! `weft.load("demo-write-key", cfg)` and nothing else; tests drive it with
 //! `page.evaluate`. `&pageview=1` adds `weft.page()`; `&before=<js>` runs code before the
-//! snippet (e.g. to break localStorage).
+//! snippet (e.g. to break localStorage), `&after=<js>` right after it, before the SDK has
+//! loaded.
 
 import { readFileSync, existsSync } from "node:fs";
 import { createServer } from "node:http";
@@ -33,7 +34,7 @@ export function sdkBuilt() {
 }
 
 /** The test page for a config. */
-export function testPage(cfg = {}, { pageview = false, before = "" } = {}) {
+export function testPage(cfg = {}, { pageview = false, before = "", after = "" } = {}) {
   const snippet = readFileSync(join(WWW, "snippet.min.js"), "utf8");
   return [
     "<!doctype html><html><head><meta charset=utf-8><title>weft test</title><script>",
@@ -42,6 +43,7 @@ export function testPage(cfg = {}, { pageview = false, before = "" } = {}) {
     snippet,
     `weft.load("demo-write-key", ${JSON.stringify(cfg)});`,
     pageview ? "weft.page();" : "",
+    after,
     "</script></head><body>test</body></html>",
   ].join("\n");
 }
@@ -81,6 +83,7 @@ export async function startSite() {
       const body = testPage(cfg, {
         pageview: url.searchParams.has("pageview"),
         before: url.searchParams.get("before") || "",
+        after: url.searchParams.get("after") || "",
       });
       res.writeHead(200, { "content-type": TYPES[".html"] });
       return res.end(body);
@@ -156,6 +159,7 @@ export function pageUrl(base, name, cfg = {}, extra = {}) {
   const q = new URLSearchParams({ cfg: JSON.stringify(cfg) });
   if (extra.pageview) q.set("pageview", "1");
   if (extra.before) q.set("before", extra.before);
+  if (extra.after) q.set("after", extra.after);
   for (const [k, v] of Object.entries(extra.query || {})) q.set(k, v);
   return `${base}/t/${name}?${q}`;
 }

@@ -200,6 +200,11 @@ async function boot() {
     tab = sessionStorage.getItem("weft_tab");
   } catch (e) {}
   let locked = tab ? await holdLock("weft_tab:" + tab) : null;
+  if (locked === false) {
+    // The previous page of this tab may still be letting go of the lock.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    locked = await holdLock("weft_tab:" + tab);
+  }
   if (!locked) {
     tab = randomId();
     locked = await holdLock("weft_tab:" + tab);
@@ -212,10 +217,16 @@ async function boot() {
   if (cfg.gpc !== false && nav.globalPrivacyControl) consent = "denied";
   sdk.boot(Object.assign({}, cfg, { consent, tab }));
 
+  // Outboxes of tabs that are gone: adopted now, and once more a little later for a tab
+  // whose last page was still unloading.
   const hasLocks = locked !== null;
-  for (const other of sdk.orphans(hasLocks ? 0 : 60000)) {
-    if (!hasLocks || (await holdLock("weft_tab:" + other))) sdk.adopt(other);
-  }
+  const adoptOrphans = async () => {
+    for (const other of sdk.orphans(hasLocks ? 0 : 60000)) {
+      if (!hasLocks || (await holdLock("weft_tab:" + other))) sdk.adopt(other);
+    }
+  };
+  await adoptOrphans();
+  setTimeout(() => adoptOrphans().then(() => flush()), 3000);
   if (!hasLocks) setInterval(() => sdk.persist(), 20000);
 
   win.weft = api;
@@ -228,7 +239,9 @@ async function boot() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") exit();
   });
-  changed();
+  // What earlier pages left goes out now, not after the flush interval.
+  sdk.persist();
+  flush();
 }
 
 boot().catch((e) => console.warn("[weft] not started:", e));
