@@ -11,7 +11,7 @@
 //! API, the merge log, erasure and metrics.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use weft_core::event::Event;
 use weft_core::identity::{self, IdKind, Identifier, IngestError, Store};
 use weft_core::profile::{Profile, ProfileId};
-use weft_core::segment::{Decision, Definition, Evaluation, Segments};
+use weft_core::segment::{Decision, Definition, Evaluation, Segments, Touched};
 use weft_core::time::{Millis, DAY, HOUR};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
 
@@ -169,7 +169,7 @@ impl IdentityGraph {
                 count(&sql, &format!("warned.{reason}"), *n)?;
             }
             let mut stored = Stored::default();
-            let mut changed = BTreeSet::new();
+            let mut changed = Changed::new();
             let segments = self.segments.borrow();
             let mut store = self.store.borrow_mut();
             for event in &ingest.events {
@@ -199,13 +199,15 @@ impl IdentityGraph {
                             count(&sql, &format!("warned.{}", w.code()), 1)?;
                             stored.warnings.push(warn(w.to_string()));
                         }
-                        changed.extend(outcome.changed.iter().copied());
+                        let touched = segments.touched_by(event);
+                        for &id in &outcome.changed {
+                            // A merge changes everything the profile held: judge it whole.
+                            let part = (outcome.merges.is_empty()).then(|| touched.clone());
+                            note_change(&mut changed, id, part);
+                        }
                         for gone in &outcome.deleted {
                             changed.remove(gone);
-                            sql.exec(
-                                "DELETE FROM lapses WHERE profile_id = ?",
-                                vec![(*gone as i64).into()],
-                            )?;
+                            forget_profile(&sql, *gone)?;
                         }
                     }
                     Err(IngestError::NoIdentifier(warnings)) => {
@@ -221,7 +223,7 @@ impl IdentityGraph {
             }
             drop(store);
             drop(segments);
-            let writes = self.publish_profiles(&changed, now).map_err(to_worker)?;
+            let writes = self.publish_changes(&changed, now).map_err(to_worker)?;
             (stored, writes)
         };
         self.write_kv(writes).await;
@@ -229,24 +231,46 @@ impl IdentityGraph {
         Response::from_json(&stored)
     }
 
-    /// Evaluates profiles and decides the KV writes for their keys, inside the turn.
+    /// Evaluates profiles in full and decides the KV writes for their keys.
     fn publish_profiles(
         &self,
         ids: &BTreeSet<ProfileId>,
         now: Millis,
     ) -> Result<Vec<KvWrite>, String> {
+        let whole: Changed = ids.iter().map(|&id| (id, None)).collect();
+        self.publish_changes(&whole, now)
+    }
+
+    /// Evaluates changed profiles, inside the turn, and decides the KV writes for their
+    /// keys. A profile changed only by events re-evaluates just the rules that read what
+    /// those events touched; one changed by a merge, an undo or a lapse is judged whole.
+    fn publish_changes(&self, changed: &Changed, now: Millis) -> Result<Vec<KvWrite>, String> {
         let sql = self.sql();
         let store = self.store.borrow();
         let segments = self.segments.borrow();
         let mut writes = Vec::new();
-        for &id in ids {
+        for (&id, touched) in changed {
             let Some(profile) = store.load(id).map_err(|e| e.to_string())? else {
                 continue;
             };
-            let evaluation = segments.evaluate(&profile, now);
+            let previous = match touched {
+                Some(_) => read_evaluation(&sql, id).map_err(|e| e.to_string())?,
+                None => None,
+            };
+            let evaluation = match (previous, touched) {
+                (Some(previous), Some(touched)) => {
+                    segments.update(&previous, &profile, now, touched)
+                }
+                _ => segments.evaluate(&profile, now),
+            };
             let run = |q: &str, p: Vec<worker::SqlStorageValue>| {
                 sql.exec(q, p).map(|_| ()).map_err(|e| e.to_string())
             };
+            let text = serde_json::to_string(&evaluation).map_err(|e| e.to_string())?;
+            run(
+                "INSERT OR REPLACE INTO evaluations (profile_id, body) VALUES (?, ?)",
+                vec![(id as i64).into(), text.into()],
+            )?;
             match evaluation.valid_until {
                 Some(at) => run(
                     "INSERT OR REPLACE INTO lapses (profile_id, at) VALUES (?, ?)",
@@ -503,10 +527,7 @@ impl IdentityGraph {
             }
             store.drop_events(profile.id).map_err(to_worker)?;
             store.delete(profile.id).map_err(to_worker)?;
-            sql.exec(
-                "DELETE FROM lapses WHERE profile_id = ?",
-                vec![(profile.id as i64).into()],
-            )?;
+            forget_profile(&sql, profile.id)?;
             count(&sql, "erased_profiles", 1)?;
             (writes, hashes)
         };
@@ -845,6 +866,52 @@ fn read_published(sql: &SqlStorage, key: &str) -> worker::Result<Option<Publishe
         )?
         .to_array()?;
     rows.first().map(PublishedRow::published).transpose()
+}
+
+/// Profiles changed by a request, with what their events touched (`None`: judge whole).
+type Changed = BTreeMap<ProfileId, Option<Touched>>;
+
+fn note_change(changed: &mut Changed, id: ProfileId, part: Option<Touched>) {
+    match (changed.get_mut(&id), part) {
+        (None, part) => {
+            changed.insert(id, part);
+        }
+        (Some(slot @ Some(_)), None) => *slot = None,
+        (Some(Some(seen)), Some(more)) => {
+            seen.fields = seen.fields.with(more.fields);
+            seen.counters.extend(more.counters);
+            seen.counters.sort_unstable();
+            seen.counters.dedup();
+        }
+        (Some(None), _) => {}
+    }
+}
+
+/// Forgets what the object keeps about a profile that no longer exists.
+fn forget_profile(sql: &SqlStorage, id: ProfileId) -> worker::Result<()> {
+    for table in ["lapses", "evaluations"] {
+        sql.exec(
+            &format!("DELETE FROM {table} WHERE profile_id = ?"),
+            vec![(id as i64).into()],
+        )?;
+    }
+    Ok(())
+}
+
+fn read_evaluation(sql: &SqlStorage, id: ProfileId) -> worker::Result<Option<Evaluation>> {
+    #[derive(Deserialize)]
+    struct Row {
+        body: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec(
+            "SELECT body FROM evaluations WHERE profile_id = ?",
+            vec![(id as i64).into()],
+        )?
+        .to_array()?;
+    Ok(rows
+        .first()
+        .and_then(|r| serde_json::from_str(&r.body).ok()))
 }
 
 /// The KV keys a profile's decision doc is written under: each anonymous id and the

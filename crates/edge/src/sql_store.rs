@@ -48,6 +48,7 @@ const SCHEMA_V1: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS published_by_profile ON published (profile_id)",
     "CREATE TABLE IF NOT EXISTS lapses (profile_id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS lapses_by_time ON lapses (at)",
+    "CREATE TABLE IF NOT EXISTS evaluations (profile_id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, count INTEGER NOT NULL)",
 ];
 
