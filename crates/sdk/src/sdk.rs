@@ -222,7 +222,7 @@ impl Sdk {
     }
 
     fn persist(&mut self) {
-        if self.consent != Consent::Granted {
+        if self.consent != Consent::Granted || !self.stores.has_storage() {
             return;
         }
         let key = self.queue_key();
