@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use worker::{Env, Request, Response};
+use worker::{Env, Headers, Request, Response, ResponseBuilder};
 
 use crate::error::ApiError;
 use crate::{cookies, decide};
@@ -237,7 +237,7 @@ pub async fn page(req: Request, env: &Env) -> Result<Response, ApiError> {
     };
     let changes = site.changes_for(&segments);
 
-    let mut res = if changes.is_empty() {
+    let upstream = if changes.is_empty() {
         upstream
     } else {
         let rewriter = HTMLRewriter::new();
@@ -247,6 +247,18 @@ pub async fn page(req: Request, env: &Env) -> Result<Response, ApiError> {
         let raw: web_sys::Response = upstream.into();
         Response::from(rewriter.transform(&raw))
     };
+    // Responses from the assets binding or an origin have immutable headers: answer with
+    // a copy of them around the same streamed body.
+    let status = upstream.status_code();
+    let copied = Headers::new();
+    for (name, value) in upstream.headers().entries() {
+        copied.append(&name, &value)?;
+    }
+    let (_, body) = upstream.into_parts();
+    let mut res = ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(copied)
+        .body(body);
     let headers = res.headers_mut();
     // The page differs per visitor: never let a shared cache keep it.
     headers.set("cache-control", "private, no-store")?;
