@@ -27,13 +27,14 @@ E2E_FILES ?= tests/**/*.test.mjs
 E2E_FLAGS ?= --test-concurrency=1 --test-timeout=600000
 
 .PHONY: help setup build build-sdk build-worker dev test fmt-check clippy unit-test doc \
-	dry-run e2e bench
+	dry-run e2e bench fuzz fuzz-build
 
 help:
 	@echo "make dev    set up, build, run weft at http://127.0.0.1:8787 (Ctrl-C stops it)"
 	@echo "make test   every check: fmt, clippy, tests, docs, builds, dry-run deploy, e2e"
 	@echo "steps:      setup build build-sdk build-worker fmt-check clippy unit-test doc"
-	@echo "            dry-run e2e bench"
+	@echo "            dry-run e2e bench fuzz-build"
+	@echo "make fuzz   fuzz the payload parser for FUZZ_SECONDS (default 300)"
 
 setup:
 	scripts/setup.sh
@@ -51,7 +52,7 @@ dev: setup build
 	scripts/dev.sh
 
 # The steps run in this order and stop at the first failure; each one's time is printed.
-TEST_STEPS := setup fmt-check clippy unit-test doc build dry-run e2e
+TEST_STEPS := setup fmt-check clippy unit-test doc fuzz-build build dry-run e2e
 
 test:
 	@started=$$SECONDS; \
@@ -87,3 +88,15 @@ e2e:
 bench:
 	@if [[ -f scripts/bench.sh ]]; then bash scripts/bench.sh; \
 	else echo "bench: no scripts/bench.sh yet, nothing to run"; fi
+
+# The payload parser's fuzz target (fuzz/, cargo fuzz on the nightly toolchain): `make test`
+# only builds it; `make fuzz` runs it on the seed corpus for FUZZ_SECONDS and fails on a
+# finding, which lands in fuzz/artifacts/payload/.
+FUZZ_SECONDS ?= 300
+
+fuzz-build:
+	cargo +nightly fuzz build payload
+
+fuzz:
+	cargo +nightly fuzz run payload fuzz/corpus/payload -- \
+		-max_total_time=$(FUZZ_SECONDS) -dict=fuzz/payload.dict

@@ -23,6 +23,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORKER_BUILD_VERSION="0.8.7"
+CARGO_FUZZ_VERSION="0.13.2"
 NODE_MIN="22.12.0"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 DEBIAN_PACKAGES=(chromium chromium-driver wrk)
@@ -80,6 +81,16 @@ done
 if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]]; then
   step "installing worker-build $WORKER_BUILD_VERSION (about 3 minutes)"
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+
+# --- the nightly toolchain and cargo-fuzz, pinned, for the fuzz targets (make fuzz) --------
+if ! rustup toolchain list | grep -q '^nightly'; then
+  step "adding the nightly rust toolchain (cargo fuzz needs its sanitizer flags)"
+  rustup toolchain install nightly --profile minimal
+fi
+if [[ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  step "installing cargo-fuzz $CARGO_FUZZ_VERSION (about 3 minutes)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
 # --- wasm-bindgen-cli, equal to the lock file's wasm-bindgen -----------------------------

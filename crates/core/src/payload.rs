@@ -299,9 +299,11 @@ fn read_event(
                     kind.as_str()
                 )));
             }
-            None => return Err(fail(format!(
+            None => {
+                return Err(fail(format!(
                 "unknown event type {t:?} (expected track, page, screen, identify, group or alias)"
-            ))),
+            )))
+            }
         },
         (None | Some(Value::Null), Some(route)) => route,
         (None | Some(Value::Null), None) => return Err(fail("event has no type".into())),
@@ -370,8 +372,26 @@ fn read_event(
 
 /// The event's time: `receivedAt − (sentAt − timestamp)` when both client clocks are
 /// known, else the client's timestamp clamped to `receivedAt` (+ a minute's tolerance,
-/// flagged), else `receivedAt`.
+/// flagged), else `receivedAt`. A time before 1970 (a clock reset to zero, or a delay of
+/// centuries) is no event time anyone can use: it is stored as `receivedAt`, flagged.
 pub fn corrected_time(
+    client: Option<Millis>,
+    sent_at: Option<Millis>,
+    received_at: Millis,
+    warnings: &mut Vec<String>,
+) -> Millis {
+    let at = corrected_or_early(client, sent_at, received_at, warnings);
+    if at < EARLIEST {
+        warnings.push("timestamp is before 1970; stored as receivedAt".into());
+        return received_at;
+    }
+    at
+}
+
+/// The earliest event time kept: the Unix epoch.
+const EARLIEST: Millis = 0;
+
+fn corrected_or_early(
     client: Option<Millis>,
     sent_at: Option<Millis>,
     received_at: Millis,
@@ -780,6 +800,26 @@ mod tests {
         let e = &p.events[0].1;
         assert_eq!(e.context_str(&["ip"]), Some("5.6.7.8"));
         assert_eq!(e.context_str(&["library", "name"]), Some("x"));
+    }
+
+    #[test]
+    fn times_before_1970_are_stored_as_received_at() {
+        // Found by the fuzzer: a delay of 8,000 years came back from the round trip to
+        // the Durable Object as a time after receivedAt.
+        let p = read(
+            r#"{"sentAt":"9999-12-31T23:59:59Z","batch":[
+            {"messageId":"a","type":"page","anonymousId":"t","timestamp":"0000-01-01T00:00:00Z"},
+            {"messageId":"b","type":"page","anonymousId":"t","timestamp":"9999-12-31T23:59:58Z"}]}"#,
+        );
+        let at: Vec<Millis> = p.events.iter().map(|(_, e)| e.timestamp).collect();
+        assert_eq!(at, [NOW, NOW - 1_000]);
+        assert_eq!(p.warnings.len(), 1);
+        assert_eq!(p.warnings[0].message_id, "a");
+        assert!(p.warnings[0].warning.contains("before 1970"));
+        let p = read(
+            r#"{"batch":[{"messageId":"c","type":"page","anonymousId":"t","timestamp":"1969-12-31T23:59:59Z"}]}"#,
+        );
+        assert_eq!(p.events[0].1.timestamp, NOW);
     }
 
     #[test]
