@@ -2,6 +2,8 @@
 //! tests named after them, with siblings of each kind: junk ids never merge anyone, two
 //! identified people are never joined, an anonymous id another user owns is not taken over.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
@@ -185,8 +187,10 @@ fn quoted_junk_user_id_never_becomes_an_identifier() {
 
 #[test]
 fn workspace_junk_list_keeps_its_values_out_of_the_graph() {
-    let mut config = IdentityConfig::default();
-    config.junk = vec!["test@example.com".into(), "guest-user".into()];
+    let config = IdentityConfig {
+        junk: vec!["test@example.com".into(), "guest-user".into()],
+        ..IdentityConfig::default()
+    };
     let mut store = MemStore::new();
     let events = [
         json!({"type": "identify", "userId": "u-1", "messageId": "m-1",
@@ -395,8 +399,10 @@ fn sixth_anonymous_id_in_a_week_is_dropped_and_the_next_week_accepted() {
 
 #[test]
 fn ga_cookie_client_id_joins_server_and_browser_events_of_one_visitor() {
-    let mut config = IdentityConfig::default();
-    config.ga_cookie = vec!["context.cookies._ga".into()];
+    let config = IdentityConfig {
+        ga_cookie: vec!["context.cookies._ga".into()],
+        ..IdentityConfig::default()
+    };
     let mut store = MemStore::new();
     let events = [
         json!({"type": "page", "anonymousId": "anon-1", "messageId": "m-1",

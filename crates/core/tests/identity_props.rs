@@ -2,6 +2,8 @@
 //! change the profiles, replaying a message changes nothing, no profile ever holds two
 //! user ids, and every kind's limit holds after every event.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
@@ -12,6 +14,12 @@ use weft_core::segment::FeatureSpec;
 use weft_core::time::{Millis, DAY, MINUTE};
 
 const T0: Millis = 1_700_000_000_000;
+
+/// A store that keeps only two profiles unpacked, so packing is exercised on every
+/// event.
+fn store() -> MemStore {
+    MemStore::new().with_hot_capacity(2)
+}
 
 /// One event's ids and content, before it becomes an [`Event`].
 #[derive(Debug, Clone)]
@@ -234,7 +242,7 @@ proptest! {
         let config = IdentityConfig::default();
         let indexed: Vec<(usize, Spec)> = events.iter().cloned().enumerate().collect();
         let shuffled: Vec<(usize, Spec)> = order.iter().map(|&i| indexed[i].clone()).collect();
-        let (mut a, mut b) = (MemStore::new(), MemStore::new());
+        let (mut a, mut b) = (store(), store());
         ingest_all(&mut a, &config, &indexed);
         ingest_all(&mut b, &config, &shuffled);
         prop_assert_eq!(shape(&a), shape(&b));
@@ -248,7 +256,7 @@ proptest! {
         let config = tight_config();
         let spec = FeatureSpec::default();
         let indexed: Vec<(usize, Spec)> = events.iter().cloned().enumerate().collect();
-        let mut store = MemStore::new();
+        let mut store = store();
         ingest_all(&mut store, &config, &indexed);
         let before = shape(&store);
         for pick in replays {
@@ -265,7 +273,7 @@ proptest! {
     ) {
         let config = tight_config();
         let spec = FeatureSpec::default();
-        let mut store = MemStore::new();
+        let mut store = store();
         let mut stored = 0;
         for (i, s) in events.iter().enumerate() {
             let outcome = ingest(&mut store, &config, &spec, &build(i, s)).unwrap();

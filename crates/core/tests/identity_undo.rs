@@ -2,6 +2,8 @@
 //! refused from the start, the link stays refused afterwards, and operator merges are
 //! undoable like any other.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 use serde_json::{json, Value};
 use weft_core::event::Event;
 use weft_core::identity::{
@@ -69,7 +71,8 @@ fn story() -> Vec<Value> {
 
 #[test]
 fn merge_then_undo_gives_the_profiles_of_a_graph_that_never_linked() {
-    let mut store = MemStore::new();
+    // No profile stays unpacked: undo must work from packed profiles too.
+    let mut store = MemStore::new().with_hot_capacity(0);
     let outcomes = run(&mut store, &story(), 0);
     let merge = outcomes[4].merges[0].clone();
     assert_eq!(store.profiles().count(), 1);

@@ -1,73 +1,648 @@
-//! [`MemStore`]: the identity graph held in memory, for tests, property tests and the
-//! benchmark.
+//! [`MemStore`]: the identity graph held in memory, compactly, for tests, property tests
+//! and the benchmark.
 //!
-//! It implements [`Store`] natively, with the same semantics the Durable Object's SQLite
-//! store has, so every engine test runs against it.
+//! It implements [`Store`] with the semantics the Durable Object's SQLite store has, and
+//! is built to hold a large graph in a few dozen bytes per identifier:
+//!
+//! - identifiers are interned in an arena as `kind tag + value` bytes (a canonical
+//!   lowercase UUID value is packed into its 16 bytes, losslessly) and found through an
+//!   open-addressing table of `u32` numbers; a lookup always compares the whole value;
+//! - each identifier carries its profile (a `u32`), when it was first seen, and the next
+//!   identifier of the same profile, so a profile's identifiers are a chain, not a list;
+//! - a profile at rest is a fixed 48-byte slot (times, counts, interned touchpoints and
+//!   geo) plus, for the few that have traits, an account or counters, a varint-packed
+//!   blob; the profiles most recently written stay unpacked in a small cache, so a
+//!   visitor's next event does not pay for unpacking.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde_json::Value;
 
 use super::store::{Merge, MergeId, Store, StoreError};
-use super::Identifier;
+use super::table::{put_bytes, put_signed, put_varint, ByteSet, Chunked, FxBuild, Reader};
+use super::{IdKind, Identifier};
 use crate::event::Event;
-use crate::profile::{Held, Profile, ProfileId};
+use crate::profile::{Held, Profile, ProfileId, Trait};
+use crate::segment::Features;
 use crate::time::Millis;
+use crate::touch::Touchpoint;
 
-/// The identity graph in memory.
-#[derive(Debug, Default)]
-pub struct MemStore {
-    ids: HashMap<Identifier, (ProfileId, Millis)>,
-    profiles: HashMap<ProfileId, Profile>,
-    seen: HashSet<(String, String)>,
-    events: HashMap<ProfileId, Vec<(u64, Event)>>,
-    next_seq: u64,
-    keep_events: bool,
-    merges: Vec<Merge>,
-    blocks: HashSet<(Identifier, Identifier)>,
-    next_profile: ProfileId,
+/// How many unpacked profiles [`MemStore::new`] keeps cached.
+pub const DEFAULT_HOT: usize = 4096;
+
+const ALIVE: u8 = 1;
+const BOT: u8 = 2;
+const HOT: u8 = 4;
+const OUT: u8 = 8;
+
+/// Tag bit of an identifier key whose value is a packed UUID.
+const PACKED_UUID: u8 = 0x80;
+
+/// One profile at rest.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    first_seen: Millis,
+    last_seen: Millis,
+    last_touch_at: Millis,
+    events: u32,
+    /// The first identifier of the chain, plus one (0: none).
+    head: u32,
+    /// Interned touchpoints (without their time), plus one (0: none).
+    first_touch: u32,
+    last_touch: u32,
+    /// Interned country and device, plus one (0: none or kept in the blob).
+    country: u16,
+    device: u16,
+    flags: u8,
 }
 
-/// Bytes a [`MemStore`] holds, by part.
+/// One interned identifier's place in the graph.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// The profile, or 0 when unlinked.
+    profile: u32,
+    /// The next identifier of the profile, plus one (0: end of chain).
+    next: u32,
+    first_seen: Millis,
+}
+
+// Bits of a packed profile blob's header.
+const X_CREATED: u64 = 1;
+const X_FIRST_TOUCH_AT: u64 = 2;
+const X_ACCOUNT: u64 = 4;
+const X_FEATURES: u64 = 8;
+const X_EVENTS: u64 = 16;
+const X_COUNTRY: u64 = 32;
+const X_DEVICE: u64 = 64;
+const X_TRAITS: u64 = 128;
+
+/// Stored events by profile, with their arrival sequence numbers.
+type EventLog = HashMap<u32, Vec<(u64, Event)>, FxBuild>;
+
+/// The identity graph in memory.
+#[derive(Debug)]
+pub struct MemStore {
+    ids: ByteSet,
+    links: Chunked<Link>,
+    linked: usize,
+    kinds: Vec<String>,
+    slots: Chunked<Slot>,
+    live: usize,
+    blobs: HashMap<u32, Box<[u8]>, FxBuild>,
+    syms: ByteSet,
+    geo: ByteSet,
+    hot: HashMap<u32, (Profile, u64), FxBuild>,
+    queue: VecDeque<(u32, u64)>,
+    stamp: u64,
+    hot_cap: usize,
+    seen: ByteSet,
+    events: Option<EventLog>,
+    next_seq: u64,
+    merges: Vec<Merge>,
+    blocks: HashSet<(Identifier, Identifier)>,
+    scratch: Vec<u8>,
+}
+
+/// What a [`MemStore`] holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryUse {
-    /// Identifiers held.
+    /// Identifiers linked to a profile.
     pub identifiers: usize,
-    /// Profiles held.
+    /// Profiles.
     pub profiles: usize,
+    /// Merges logged.
+    pub merges: usize,
+    /// Remembered `(source, messageId)` pairs.
+    pub messages: usize,
+}
+
+impl Default for MemStore {
+    fn default() -> MemStore {
+        MemStore::new()
+    }
 }
 
 impl MemStore {
     /// An empty store that keeps every event (undo needs them).
     pub fn new() -> MemStore {
         MemStore {
-            keep_events: true,
-            ..MemStore::default()
+            ids: ByteSet::default(),
+            links: Chunked::default(),
+            linked: 0,
+            kinds: Vec::new(),
+            slots: Chunked::default(),
+            live: 0,
+            blobs: HashMap::default(),
+            syms: ByteSet::default(),
+            geo: ByteSet::default(),
+            hot: HashMap::default(),
+            queue: VecDeque::new(),
+            stamp: 0,
+            hot_cap: DEFAULT_HOT,
+            seen: ByteSet::default(),
+            events: Some(HashMap::default()),
+            next_seq: 0,
+            merges: Vec::new(),
+            blocks: HashSet::new(),
+            scratch: Vec::new(),
         }
     }
 
-    /// An empty store that keeps no events: faster and smaller, but [`undo`](super::undo)
-    /// finds nothing to replay.
+    /// An empty store that keeps no events: smaller, but [`undo`](super::undo) finds
+    /// nothing to replay. The benchmark uses it: in the Durable Object, events live in
+    /// SQLite, not in the graph's memory.
     pub fn without_events() -> MemStore {
-        MemStore::default()
+        MemStore {
+            events: None,
+            ..MemStore::new()
+        }
+    }
+
+    /// The same store keeping at most `hot` profiles unpacked (0 packs every profile as
+    /// soon as it is saved, which tests use to exercise packing).
+    pub fn with_hot_capacity(mut self, hot: usize) -> MemStore {
+        self.hot_cap = hot;
+        self
     }
 
     /// Every profile, by id.
     pub fn profiles(&self) -> impl Iterator<Item = Profile> + '_ {
-        let mut ids: Vec<_> = self.profiles.keys().copied().collect();
-        ids.sort_unstable();
-        ids.into_iter()
-            .filter_map(|id| self.load(id).ok().flatten())
+        (1..=self.slots.len() as u32).filter_map(|p| self.read(p).ok().flatten())
     }
 
-    /// How many identifiers and profiles it holds.
+    /// How much it holds.
     pub fn counts(&self) -> MemoryUse {
         MemoryUse {
-            identifiers: self.ids.len(),
-            profiles: self.profiles.len(),
+            identifiers: self.linked,
+            profiles: self.live,
+            merges: self.merges.len(),
+            messages: self.seen.len(),
         }
+    }
+
+    /// Forgets every remembered message id, as if the deduplication window had passed.
+    pub fn clear_seen(&mut self) {
+        self.seen = ByteSet::default();
+    }
+
+    /// The identifier's key bytes in `out`; `None` for a configured kind never linked.
+    fn key(&self, id: &Identifier, out: &mut Vec<u8>) -> Option<()> {
+        out.clear();
+        let tag = match &id.kind {
+            IdKind::AnonymousId => 0,
+            IdKind::UserId => 1,
+            IdKind::Email => 2,
+            IdKind::Other(name) => 3 + self.kinds.iter().position(|k| k == name)? as u8,
+        };
+        match pack_uuid(&id.value) {
+            Some(packed) => {
+                out.push(tag | PACKED_UUID);
+                out.extend_from_slice(&packed);
+            }
+            None => {
+                out.push(tag);
+                out.extend_from_slice(id.value.as_bytes());
+            }
+        }
+        Some(())
+    }
+
+    fn find(&self, id: &Identifier) -> Option<u32> {
+        let mut key = Vec::with_capacity(id.value.len() + 1);
+        self.key(id, &mut key)?;
+        self.ids.find(&key)
+    }
+
+    fn identifier(&self, n: u32) -> Identifier {
+        let key = self.ids.get(n);
+        let (tag, value) = key.split_first().map_or((0, &[][..]), |(t, v)| (*t, v));
+        let kind = match tag & !PACKED_UUID {
+            0 => IdKind::AnonymousId,
+            1 => IdKind::UserId,
+            2 => IdKind::Email,
+            k => IdKind::Other(
+                self.kinds
+                    .get(usize::from(k - 3))
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        };
+        let value = if tag & PACKED_UUID != 0 {
+            unpack_uuid(value)
+        } else {
+            String::from_utf8_lossy(value).into_owned()
+        };
+        Identifier { kind, value }
+    }
+
+    fn slot(&self, p: u32) -> Option<&Slot> {
+        self.slots.get((p as usize).checked_sub(1)?)
+    }
+
+    fn slot_mut(&mut self, p: u32) -> Result<&mut Slot, StoreError> {
+        let i = (p as usize).checked_sub(1);
+        i.and_then(|i| self.slots.get_mut(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("no profile slot {p}")))
+    }
+
+    fn link_mut(&mut self, n: u32) -> Result<&mut Link, StoreError> {
+        self.links
+            .get_mut(n as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("identifier {n} has no link")))
+    }
+
+    /// The chain of a profile's identifiers.
+    fn chain(&self, p: u32) -> Vec<Held> {
+        let mut out = Vec::new();
+        let mut next = self.slot(p).map_or(0, |s| s.head);
+        while let Some(link) = next.checked_sub(1).and_then(|n| self.links.get(n as usize)) {
+            out.push(Held {
+                id: self.identifier(next - 1),
+                first_seen: link.first_seen,
+            });
+            next = link.next;
+        }
+        out
+    }
+
+    /// Takes identifier `n` out of profile `p`'s chain.
+    fn detach(&mut self, n: u32, p: u32) -> Result<(), StoreError> {
+        let after = self.link_mut(n)?.next;
+        let head = self.slot_mut(p)?.head;
+        if head == n + 1 {
+            self.slot_mut(p)?.head = after;
+        } else {
+            let mut at = head;
+            while let Some(i) = at.checked_sub(1) {
+                let link = self.link_mut(i)?;
+                if link.next == n + 1 {
+                    link.next = after;
+                    break;
+                }
+                at = link.next;
+            }
+        }
+        self.link_mut(n)?.next = 0;
+        if self.hot.contains_key(&p) {
+            let id = self.identifier(n);
+            if let Some((hot, _)) = self.hot.get_mut(&p) {
+                hot.identifiers.retain(|h| h.id != id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends identifier `n` to profile `p`'s chain.
+    fn attach(&mut self, n: u32, p: u32) -> Result<(), StoreError> {
+        let head = self.slot_mut(p)?.head;
+        if head == 0 {
+            self.slot_mut(p)?.head = n + 1;
+            return Ok(());
+        }
+        let mut at = head - 1;
+        loop {
+            let link = self.link_mut(at)?;
+            match link.next {
+                0 => {
+                    link.next = n + 1;
+                    return Ok(());
+                }
+                next => at = next - 1,
+            }
+        }
+    }
+
+    /// A profile, unpacked or from the cache, without changing anything.
+    fn read(&self, p: u32) -> Result<Option<Profile>, StoreError> {
+        if let Some((profile, _)) = self.hot.get(&p) {
+            return Ok(Some(profile.clone()));
+        }
+        match self.slot(p) {
+            Some(s) if s.flags & ALIVE != 0 && s.flags & OUT == 0 => self.unpack(p).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn unpack(&self, p: u32) -> Result<Profile, StoreError> {
+        let corrupt = || StoreError::Corrupt(format!("packed profile {p} is unreadable"));
+        let s = *self.slot(p).ok_or_else(corrupt)?;
+        let mut profile = Profile::new(ProfileId::from(p), s.first_seen);
+        profile.identifiers = self.chain(p);
+        profile.first_seen = s.first_seen;
+        profile.last_seen = s.last_seen;
+        profile.events = u64::from(s.events);
+        profile.bot = s.flags & BOT != 0;
+        profile.country = self.geo_str(s.country);
+        profile.device = self.geo_str(s.device);
+        profile.first_touch = self
+            .touch(s.first_touch, s.first_seen)
+            .map_err(|_| corrupt())?;
+        profile.last_touch = self
+            .touch(s.last_touch, s.last_touch_at)
+            .map_err(|_| corrupt())?;
+
+        let Some(blob) = self.blobs.get(&p) else {
+            return Ok(profile);
+        };
+        let mut r = Reader::new(blob);
+        let bits = r.varint().ok_or_else(corrupt)?;
+        if bits & X_CREATED != 0 {
+            profile.created_at = s.first_seen + r.signed().ok_or_else(corrupt)?;
+        }
+        if bits & X_FIRST_TOUCH_AT != 0 {
+            let at = s.first_seen + r.signed().ok_or_else(corrupt)?;
+            if let Some(t) = &mut profile.first_touch {
+                t.at = at;
+            }
+        }
+        let text = |r: &mut Reader<'_>| -> Result<String, StoreError> {
+            let bytes = r.bytes().ok_or_else(corrupt)?;
+            String::from_utf8(bytes.to_vec()).map_err(|_| corrupt())
+        };
+        if bits & X_ACCOUNT != 0 {
+            profile.account = Some(text(&mut r)?);
+        }
+        if bits & X_FEATURES != 0 {
+            let bytes = r.bytes().ok_or_else(corrupt)?;
+            profile.features = serde_json::from_slice::<Features>(bytes).map_err(|_| corrupt())?;
+        }
+        if bits & X_EVENTS != 0 {
+            profile.events = r.varint().ok_or_else(corrupt)?;
+        }
+        if bits & X_COUNTRY != 0 {
+            profile.country = Some(text(&mut r)?);
+        }
+        if bits & X_DEVICE != 0 {
+            profile.device = Some(text(&mut r)?);
+        }
+        if bits & X_TRAITS != 0 {
+            let count = r.varint().ok_or_else(corrupt)?;
+            for _ in 0..count {
+                let name = r.varint().ok_or_else(corrupt)?;
+                let name = self.syms.get(u32::try_from(name).map_err(|_| corrupt())?);
+                let name = String::from_utf8(name.get(1..).unwrap_or_default().to_vec())
+                    .map_err(|_| corrupt())?;
+                let at = s.last_seen + r.signed().ok_or_else(corrupt)?;
+                let value = match r.byte().ok_or_else(corrupt)? {
+                    0 => Value::String(text(&mut r)?),
+                    _ => serde_json::from_slice(r.bytes().ok_or_else(corrupt)?)
+                        .map_err(|_| corrupt())?,
+                };
+                profile.traits.insert(name, Trait { value, at });
+            }
+        }
+        Ok(profile)
+    }
+
+    /// Packs a profile into its slot and blob.
+    fn pack(&mut self, profile: Profile) -> Result<(), StoreError> {
+        let p = profile_index(profile.id)?;
+        let mut bits = 0;
+        let mut blob = std::mem::take(&mut self.scratch);
+        blob.clear();
+        let first_seen = profile.first_seen;
+
+        if profile.created_at != first_seen {
+            bits |= X_CREATED;
+            put_signed(&mut blob, profile.created_at - first_seen);
+        }
+        let first_touch = match &profile.first_touch {
+            Some(t) => {
+                if t.at != first_seen {
+                    bits |= X_FIRST_TOUCH_AT;
+                    put_signed(&mut blob, t.at - first_seen);
+                }
+                self.intern_touch(t)?
+            }
+            None => 0,
+        };
+        let (last_touch, last_touch_at) = match &profile.last_touch {
+            Some(t) => (self.intern_touch(t)?, t.at),
+            None => (0, 0),
+        };
+        if let Some(account) = &profile.account {
+            bits |= X_ACCOUNT;
+            put_bytes(&mut blob, account.as_bytes());
+        }
+        if profile.features != Features::default() {
+            bits |= X_FEATURES;
+            let json = serde_json::to_vec(&profile.features)
+                .map_err(|e| StoreError::Backend(format!("features not serialisable: {e}")))?;
+            put_bytes(&mut blob, &json);
+        }
+        let events = match u32::try_from(profile.events) {
+            Ok(n) => n,
+            Err(_) => {
+                bits |= X_EVENTS;
+                put_varint(&mut blob, profile.events);
+                0
+            }
+        };
+        let country = self.intern_geo(profile.country.as_deref())?;
+        if let (0, Some(c)) = (country, &profile.country) {
+            bits |= X_COUNTRY;
+            put_bytes(&mut blob, c.as_bytes());
+        }
+        let device = self.intern_geo(profile.device.as_deref())?;
+        if let (0, Some(d)) = (device, &profile.device) {
+            bits |= X_DEVICE;
+            put_bytes(&mut blob, d.as_bytes());
+        }
+        if !profile.traits.is_empty() {
+            bits |= X_TRAITS;
+            put_varint(&mut blob, profile.traits.len() as u64);
+            let mut name_key = Vec::new();
+            for (name, t) in &profile.traits {
+                name_key.clear();
+                name_key.push(b'N');
+                name_key.extend_from_slice(name.as_bytes());
+                let (sym, _) = self.syms.insert(&name_key).map_err(too_long)?;
+                put_varint(&mut blob, u64::from(sym));
+                put_signed(&mut blob, t.at - profile.last_seen);
+                match &t.value {
+                    Value::String(s) => {
+                        blob.push(0);
+                        put_bytes(&mut blob, s.as_bytes());
+                    }
+                    other => {
+                        blob.push(1);
+                        let json = serde_json::to_vec(other).map_err(|e| {
+                            StoreError::Backend(format!("trait {name} not serialisable: {e}"))
+                        })?;
+                        put_bytes(&mut blob, &json);
+                    }
+                }
+            }
+        }
+
+        if bits == 0 {
+            self.blobs.remove(&p);
+        } else {
+            let mut packed = Vec::with_capacity(blob.len() + 2);
+            put_varint(&mut packed, bits);
+            packed.extend_from_slice(&blob);
+            self.blobs.insert(p, packed.into_boxed_slice());
+        }
+        self.scratch = blob;
+
+        let slot = self.slot_mut(p)?;
+        let flags = (slot.flags & !(BOT | HOT | OUT)) | ALIVE | if profile.bot { BOT } else { 0 };
+        *slot = Slot {
+            first_seen,
+            last_seen: profile.last_seen,
+            last_touch_at,
+            events,
+            head: slot.head,
+            first_touch,
+            last_touch,
+            country,
+            device,
+            flags,
+        };
+        Ok(())
+    }
+
+    fn intern_touch(&mut self, t: &Touchpoint) -> Result<u32, StoreError> {
+        let mut key = Vec::with_capacity(64);
+        key.push(b'T');
+        put_bytes(&mut key, t.channel.as_bytes());
+        for field in [
+            &t.source,
+            &t.medium,
+            &t.campaign,
+            &t.click_id,
+            &t.referrer,
+            &t.landing,
+        ] {
+            match field {
+                Some(text) => {
+                    key.push(1);
+                    put_bytes(&mut key, text.as_bytes());
+                }
+                None => key.push(0),
+            }
+        }
+        let (sym, _) = self.syms.insert(&key).map_err(too_long)?;
+        Ok(sym + 1)
+    }
+
+    fn touch(&self, sym: u32, at: Millis) -> Result<Option<Touchpoint>, ()> {
+        let Some(sym) = sym.checked_sub(1) else {
+            return Ok(None);
+        };
+        let key = self.syms.get(sym);
+        let mut r = Reader::new(key.get(1..).ok_or(())?);
+        let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| ());
+        let channel = text(r.bytes().ok_or(())?)?;
+        let mut fields: [Option<String>; 6] = Default::default();
+        for field in &mut fields {
+            if r.byte().ok_or(())? == 1 {
+                *field = Some(text(r.bytes().ok_or(())?)?);
+            }
+        }
+        let [source, medium, campaign, click_id, referrer, landing] = fields;
+        Ok(Some(Touchpoint {
+            at,
+            channel,
+            source,
+            medium,
+            campaign,
+            click_id,
+            referrer,
+            landing,
+        }))
+    }
+
+    fn intern_geo(&mut self, text: Option<&str>) -> Result<u16, StoreError> {
+        let Some(text) = text else {
+            return Ok(0);
+        };
+        let n = match self.geo.find(text.as_bytes()) {
+            Some(n) => n,
+            // Past 65,534 distinct values, further ones go to the blob.
+            None if self.geo.len() >= usize::from(u16::MAX) - 1 => return Ok(0),
+            None => self.geo.insert(text.as_bytes()).map_err(too_long)?.0,
+        };
+        Ok(u16::try_from(n + 1).unwrap_or(0))
+    }
+
+    fn geo_str(&self, n: u16) -> Option<String> {
+        let n = n.checked_sub(1)?;
+        Some(String::from_utf8_lossy(self.geo.get(u32::from(n))).into_owned())
+    }
+
+    /// Packs the least recently saved profiles until the cache is within its capacity.
+    fn evict(&mut self) -> Result<(), StoreError> {
+        while self.hot.len() > self.hot_cap {
+            let Some((p, stamp)) = self.queue.pop_front() else {
+                break;
+            };
+            if self.hot.get(&p).is_some_and(|(_, s)| *s == stamp) {
+                if let Some((profile, _)) = self.hot.remove(&p) {
+                    self.pack(profile)?;
+                }
+            }
+        }
+        if self.queue.len() > 4 * self.hot_cap.max(16) {
+            let hot = &self.hot;
+            self.queue
+                .retain(|(p, stamp)| hot.get(p).is_some_and(|(_, s)| s == stamp));
+        }
+        Ok(())
+    }
+
+    fn log(&mut self, id: MergeId) -> Option<&mut Merge> {
+        self.merges
+            .get_mut(usize::try_from(id.checked_sub(1)?).ok()?)
     }
 }
 
-fn pair(a: &Identifier, b: &Identifier) -> (Identifier, Identifier) {
+fn profile_index(id: ProfileId) -> Result<u32, StoreError> {
+    u32::try_from(id).map_err(|_| StoreError::Backend(format!("profile id {id} exceeds u32")))
+}
+
+fn too_long(e: super::table::TooLong) -> StoreError {
+    StoreError::Backend(format!("key of {} bytes exceeds 65535", e.0))
+}
+
+/// The 16 bytes of a canonical lowercase UUID text, if `value` is one.
+fn pack_uuid(value: &str) -> Option<[u8; 16]> {
+    let b = value.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibbles = b.iter().filter(|&&c| c != b'-');
+    for byte in &mut out {
+        let hi = hex(*nibbles.next()?)?;
+        let lo = hex(*nibbles.next()?)?;
+        *byte = hi << 4 | lo;
+    }
+    Some(out)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn unpack_uuid(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+fn ordered(a: &Identifier, b: &Identifier) -> (Identifier, Identifier) {
     if a <= b {
         (a.clone(), b.clone())
     } else {
@@ -77,40 +652,128 @@ fn pair(a: &Identifier, b: &Identifier) -> (Identifier, Identifier) {
 
 impl Store for MemStore {
     fn profile_of(&self, id: &Identifier) -> Result<Option<ProfileId>, StoreError> {
-        Ok(self.ids.get(id).map(|&(p, _)| p))
+        let link = self.find(id).and_then(|n| self.links.get(n as usize));
+        Ok(link.and_then(|l| (l.profile != 0).then_some(ProfileId::from(l.profile))))
     }
 
     fn load(&self, profile: ProfileId) -> Result<Option<Profile>, StoreError> {
-        Ok(self.profiles.get(&profile).cloned())
+        match u32::try_from(profile) {
+            Ok(p) => self.read(p),
+            Err(_) => Ok(None),
+        }
     }
 
     fn take(&mut self, profile: ProfileId) -> Result<Option<Profile>, StoreError> {
-        Ok(self.profiles.remove(&profile))
+        let Ok(p) = u32::try_from(profile) else {
+            return Ok(None);
+        };
+        if let Some((profile, _)) = self.hot.remove(&p) {
+            self.slot_mut(p)?.flags |= OUT;
+            return Ok(Some(profile));
+        }
+        match self.slot(p) {
+            Some(s) if s.flags & ALIVE != 0 && s.flags & OUT == 0 => {
+                let profile = self.unpack(p)?;
+                self.blobs.remove(&p);
+                self.slot_mut(p)?.flags |= OUT;
+                Ok(Some(profile))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn save(&mut self, profile: Profile) -> Result<(), StoreError> {
-        self.profiles.insert(profile.id, profile);
-        Ok(())
+        let p = profile_index(profile.id)?;
+        let slot = self.slot_mut(p)?;
+        if slot.flags & ALIVE == 0 {
+            slot.flags |= ALIVE;
+            self.live += 1;
+        }
+        let slot = self.slot_mut(p)?;
+        slot.flags = (slot.flags | HOT) & !OUT;
+        self.stamp += 1;
+        self.hot.insert(p, (profile, self.stamp));
+        self.queue.push_back((p, self.stamp));
+        self.evict()
     }
 
     fn delete(&mut self, profile: ProfileId) -> Result<(), StoreError> {
-        self.profiles.remove(&profile);
+        let p = profile_index(profile)?;
+        self.hot.remove(&p);
+        self.blobs.remove(&p);
+        let slot = self.slot_mut(p)?;
+        let was_alive = slot.flags & ALIVE != 0;
+        *slot = Slot {
+            head: slot.head,
+            ..Slot::default()
+        };
+        if was_alive {
+            self.live -= 1;
+        }
         Ok(())
     }
 
     fn link(&mut self, held: &Held, profile: ProfileId) -> Result<(), StoreError> {
-        self.ids.insert(held.id.clone(), (profile, held.first_seen));
+        let p = profile_index(profile)?;
+        if let IdKind::Other(name) = &held.id.kind {
+            if !self.kinds.contains(name) {
+                if self.kinds.len() >= 124 {
+                    return Err(StoreError::Backend("more than 124 identifier kinds".into()));
+                }
+                self.kinds.push(name.clone());
+            }
+        }
+        let mut key = std::mem::take(&mut self.scratch);
+        self.key(&held.id, &mut key);
+        let inserted = self.ids.insert(&key).map_err(too_long);
+        self.scratch = key;
+        let (n, new) = inserted?;
+        if new {
+            self.links.push(Link {
+                profile: 0,
+                next: 0,
+                first_seen: held.first_seen,
+            });
+        }
+        let old = self.link_mut(n)?.profile;
+        if old == p {
+            return Ok(());
+        }
+        if old == 0 {
+            self.linked += 1;
+        } else {
+            self.detach(n, old)?;
+        }
+        let link = self.link_mut(n)?;
+        link.profile = p;
+        link.first_seen = held.first_seen;
+        self.attach(n, p)?;
+        if let Some((hot, _)) = self.hot.get_mut(&p) {
+            if !hot.holds(&held.id) {
+                hot.identifiers.push(held.clone());
+            }
+        }
         Ok(())
     }
 
     fn unlink(&mut self, id: &Identifier) -> Result<(), StoreError> {
-        self.ids.remove(id);
+        let Some(n) = self.find(id) else {
+            return Ok(());
+        };
+        let old = self.link_mut(n)?.profile;
+        if old != 0 {
+            self.detach(n, old)?;
+            self.link_mut(n)?.profile = 0;
+            self.linked -= 1;
+        }
         Ok(())
     }
 
     fn next_profile_id(&mut self) -> Result<ProfileId, StoreError> {
-        self.next_profile += 1;
-        Ok(self.next_profile)
+        self.slots.push(Slot::default());
+        let id = self.slots.len() as ProfileId;
+        profile_index(id)?;
+        Ok(id)
     }
 
     fn remember(
@@ -119,14 +782,30 @@ impl Store for MemStore {
         message_id: &str,
         _at: Millis,
     ) -> Result<bool, StoreError> {
-        Ok(self.seen.insert((source.to_owned(), message_id.to_owned())))
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        put_bytes(&mut key, source.as_bytes());
+        match pack_uuid(message_id) {
+            Some(packed) => {
+                key.push(1);
+                key.extend_from_slice(&packed);
+            }
+            None => {
+                key.push(0);
+                key.extend_from_slice(message_id.as_bytes());
+            }
+        }
+        let inserted = self.seen.insert(&key).map_err(too_long);
+        self.scratch = key;
+        Ok(inserted?.1)
     }
 
     fn append_event(&mut self, profile: ProfileId, event: &Event) -> Result<(), StoreError> {
-        if self.keep_events {
+        let p = profile_index(profile)?;
+        if let Some(events) = &mut self.events {
             self.next_seq += 1;
-            self.events
-                .entry(profile)
+            events
+                .entry(p)
                 .or_default()
                 .push((self.next_seq, event.clone()));
         }
@@ -134,25 +813,30 @@ impl Store for MemStore {
     }
 
     fn events_of(&self, profile: ProfileId) -> Result<Vec<Event>, StoreError> {
-        let list = self
-            .events
-            .get(&profile)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        Ok(list.iter().map(|(_, e)| e.clone()).collect())
+        let p = profile_index(profile)?;
+        let list = self.events.as_ref().and_then(|e| e.get(&p));
+        Ok(list
+            .map(|l| l.iter().map(|(_, e)| e.clone()).collect())
+            .unwrap_or_default())
     }
 
     fn move_events(&mut self, from: ProfileId, into: ProfileId) -> Result<(), StoreError> {
-        if let Some(moved) = self.events.remove(&from) {
-            let list = self.events.entry(into).or_default();
-            list.extend(moved);
-            list.sort_by_key(|(seq, _)| *seq);
+        let (from, into) = (profile_index(from)?, profile_index(into)?);
+        if let Some(events) = &mut self.events {
+            if let Some(moved) = events.remove(&from) {
+                let list = events.entry(into).or_default();
+                list.extend(moved);
+                list.sort_by_key(|(seq, _)| *seq);
+            }
         }
         Ok(())
     }
 
     fn drop_events(&mut self, profile: ProfileId) -> Result<(), StoreError> {
-        self.events.remove(&profile);
+        let p = profile_index(profile)?;
+        if let Some(events) = &mut self.events {
+            events.remove(&p);
+        }
         Ok(())
     }
 
@@ -164,41 +848,160 @@ impl Store for MemStore {
     }
 
     fn merge(&self, id: MergeId) -> Result<Option<Merge>, StoreError> {
-        Ok(id
-            .checked_sub(1)
-            .and_then(|i| self.merges.get(i as usize))
-            .cloned())
+        let i = id.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        Ok(i.and_then(|i| self.merges.get(i)).cloned())
     }
 
     fn merges_of(&self, profile: ProfileId) -> Result<Vec<Merge>, StoreError> {
-        Ok(self
-            .merges
-            .iter()
-            .filter(|m| m.from == profile || m.into == profile)
-            .cloned()
-            .collect())
+        let of = |m: &&Merge| m.from == profile || m.into == profile;
+        Ok(self.merges.iter().filter(of).cloned().collect())
     }
 
     fn mark_undone(&mut self, id: MergeId, at: Millis) -> Result<(), StoreError> {
-        if let Some(m) = id
-            .checked_sub(1)
-            .and_then(|i| self.merges.get_mut(i as usize))
-        {
+        if let Some(m) = self.log(id) {
             m.undone = Some(at);
         }
         Ok(())
     }
 
     fn block(&mut self, a: &Identifier, b: &Identifier) -> Result<(), StoreError> {
-        self.blocks.insert(pair(a, b));
+        self.blocks.insert(ordered(a, b));
         Ok(())
     }
 
     fn is_blocked(&self, a: &Identifier, b: &Identifier) -> Result<bool, StoreError> {
-        Ok(self.blocks.contains(&pair(a, b)))
+        Ok(self.blocks.contains(&ordered(a, b)))
     }
 
     fn has_blocks(&self) -> Result<bool, StoreError> {
         Ok(!self.blocks.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::EventKind;
+    use crate::segment::FeatureSpec;
+
+    fn held(text: &str, at: Millis) -> Held {
+        Held {
+            id: Identifier::parse(text).unwrap(),
+            first_seen: at,
+        }
+    }
+
+    fn rich_profile(store: &mut MemStore) -> Profile {
+        let id = store.next_profile_id().unwrap();
+        let mut p = Profile::new(id, 1_000);
+        let mut e = Event::new(EventKind::Page, "m-1", 1_000);
+        e.context.insert(
+            "page".into(),
+            json!({"path": "/a", "referrer": "https://x.io/"}),
+        );
+        e.context
+            .insert("campaign".into(), json!({"source": "g", "medium": "cpc"}));
+        e.weft.country = Some("FR".into());
+        e.weft.device = Some("mobile".into());
+        p.observe(&e, &FeatureSpec::default());
+        let mut i = Event::new(EventKind::Identify, "m-2", 5_000);
+        i.traits.insert("plan".into(), json!("pro"));
+        i.traits.insert("seats".into(), json!({"n": 3, "ok": true}));
+        p.observe(&i, &FeatureSpec::default());
+        let mut g = Event::new(EventKind::Group, "m-3", 900);
+        g.group_id = Some("acme".into());
+        p.observe(&g, &FeatureSpec::default());
+        for h in [
+            held("anonymous_id:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", 1_000),
+            held("user_id:u-1", 5_000),
+            held("phone:+336", 5_000),
+        ] {
+            store.link(&h, id).unwrap();
+            p.identifiers.push(h);
+        }
+        p
+    }
+
+    #[test]
+    fn packed_profile_reads_back_equal() {
+        let mut store = MemStore::new().with_hot_capacity(0);
+        let p = rich_profile(&mut store);
+        store.save(p.clone()).unwrap();
+        assert!(store.hot.is_empty(), "capacity 0 packs at once");
+        assert_eq!(store.load(p.id).unwrap(), Some(p.clone()));
+        assert_eq!(store.take(p.id).unwrap(), Some(p.clone()));
+        assert_eq!(store.load(p.id).unwrap(), None, "taken");
+        store.save(p.clone()).unwrap();
+        assert_eq!(store.profiles().collect::<Vec<_>>(), vec![p]);
+    }
+
+    #[test]
+    fn uuid_values_are_packed_losslessly_and_others_kept_as_sent() {
+        let cases = [
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "0f1e2d3c_4b5a-6978-8796-a5b4c3d2e1f0",
+        ];
+        let mut store = MemStore::new();
+        let p = store.next_profile_id().unwrap();
+        for (i, value) in cases.iter().enumerate() {
+            let h = Held {
+                id: Identifier::new(IdKind::AnonymousId, *value),
+                first_seen: 0,
+            };
+            store.link(&h, p).unwrap();
+            let n = store.find(&h.id).unwrap();
+            assert_eq!(store.identifier(n), h.id, "{value}");
+            assert_eq!(store.ids.get(n)[0] & PACKED_UUID != 0, i == 0, "{value}");
+        }
+        assert_eq!(
+            pack_uuid(cases[0]).map(|b| unpack_uuid(&b)).as_deref(),
+            Some(cases[0])
+        );
+    }
+
+    #[test]
+    fn relinking_moves_an_identifier_between_chains() {
+        let mut store = MemStore::new();
+        let (a, b) = (
+            store.next_profile_id().unwrap(),
+            store.next_profile_id().unwrap(),
+        );
+        let ids = [
+            held("email:x@y.z", 1),
+            held("user_id:u", 2),
+            held("anonymous_id:q", 3),
+        ];
+        for h in &ids {
+            store.link(h, a).unwrap();
+        }
+        store.link(&ids[1], b).unwrap();
+        fn texts(store: &MemStore, p: ProfileId) -> Vec<String> {
+            store
+                .chain(p as u32)
+                .iter()
+                .map(|h| h.id.to_string())
+                .collect()
+        }
+        assert_eq!(texts(&store, a), ["email:x@y.z", "anonymous_id:q"]);
+        assert_eq!(texts(&store, b), ["user_id:u"]);
+        store.unlink(&ids[0].id).unwrap();
+        assert_eq!(texts(&store, a), ["anonymous_id:q"]);
+        assert_eq!(store.profile_of(&ids[0].id).unwrap(), None);
+        assert_eq!(store.counts().identifiers, 2);
+    }
+
+    #[test]
+    fn message_ids_are_remembered_per_source() {
+        let mut store = MemStore::new();
+        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert!(store.remember("web", uuid, 0).unwrap());
+        assert!(!store.remember("web", uuid, 0).unwrap());
+        assert!(store.remember("backend", uuid, 0).unwrap());
+        assert!(store.remember("web", "m-1", 0).unwrap());
+        assert!(!store.remember("web", "m-1", 0).unwrap());
     }
 }

@@ -16,7 +16,9 @@ mod limits;
 mod mem;
 pub mod normalise;
 mod store;
+mod table;
 mod undo;
+pub mod workload;
 
 use std::fmt;
 

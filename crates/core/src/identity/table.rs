@@ -1,0 +1,347 @@
+//! Compact building blocks of [`MemStore`](super::MemStore): byte strings interned in an
+//! arena and found through an open-addressing table of `u32` indices, vectors grown in
+//! fixed chunks, and the varint codec profiles are packed with.
+//!
+//! They exist so that the in-memory graph stays within a few dozen bytes per identifier
+//! while keeping every identifier whole: a lookup hashes the bytes to find a slot, then
+//! compares the stored bytes in full, so two ids that share a hash never match.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Bytes per arena chunk; a key never spans two chunks.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Items per chunk of a [`Chunked`] vector.
+const CHUNK_ITEMS: usize = 4096;
+
+/// A fast non-cryptographic hash over bytes (FxHash's multiply-rotate).
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// FxHash's hasher: a multiply-rotate per word; fine for keys an attacker cannot choose
+/// to collide cheaply at this table's sizes, and collisions only cost a comparison.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+        self.add(bytes.len() as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// `HashMap` hasher state using [`FxHasher`].
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// A vector grown one fixed chunk at a time, so growing never copies and never leaves
+/// more than one chunk unused.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.len.is_multiple_of(CHUNK_ITEMS) {
+            self.chunks.push(Vec::with_capacity(CHUNK_ITEMS));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(item);
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK_ITEMS)?.get(i % CHUNK_ITEMS)
+    }
+
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.chunks
+            .get_mut(i / CHUNK_ITEMS)?
+            .get_mut(i % CHUNK_ITEMS)
+    }
+}
+
+/// Where a key's bytes are in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    chunk: u32,
+    offset: u16,
+    len: u16,
+}
+
+/// A set of byte strings, each stored once in an arena and numbered in insertion order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ByteSet {
+    arena: Vec<Vec<u8>>,
+    spans: Chunked<Span>,
+    /// Open addressing, linear probing: 0 is empty, otherwise the key's number plus one.
+    slots: Vec<u32>,
+}
+
+/// Why a key cannot be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooLong(pub usize);
+
+impl ByteSet {
+    /// How many keys the set holds.
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The bytes of key `i`.
+    pub(crate) fn get(&self, i: u32) -> &[u8] {
+        match self.spans.get(i as usize) {
+            Some(s) => {
+                let start = usize::from(s.offset);
+                &self.arena[s.chunk as usize][start..start + usize::from(s.len)]
+            }
+            None => &[],
+        }
+    }
+
+    /// The number of `key`, if the set holds it.
+    pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(hash_bytes(key));
+        loop {
+            match self.slots[at] {
+                0 => return None,
+                n if self.get(n - 1) == key => return Some(n - 1),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// The number of `key`, inserting it if new; `true` when it was inserted.
+    pub(crate) fn insert(&mut self, key: &[u8]) -> Result<(u32, bool), TooLong> {
+        if let Some(n) = self.find(key) {
+            return Ok((n, false));
+        }
+        if key.len() > usize::from(u16::MAX) {
+            return Err(TooLong(key.len()));
+        }
+        // Keep the table at most 7/8 full.
+        if (self.len() + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let fits = self
+            .arena
+            .last()
+            .is_some_and(|c| c.len() + key.len() <= c.capacity());
+        if !fits {
+            self.arena.push(Vec::with_capacity(CHUNK_BYTES));
+        }
+        let chunk = self.arena.len() - 1;
+        let offset = self.arena[chunk].len();
+        self.arena[chunk].extend_from_slice(key);
+        let n = self.len() as u32;
+        self.spans.push(Span {
+            chunk: chunk as u32,
+            offset: offset as u16,
+            len: key.len() as u16,
+        });
+        self.place(n, hash_bytes(key));
+        Ok((n, true))
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        (hash >> (64 - bits)) as usize
+    }
+
+    fn place(&mut self, n: u32, hash: u64) {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(hash);
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = n + 1;
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(16);
+        self.slots = vec![0; size];
+        for n in 0..self.len() as u32 {
+            let hash = hash_bytes(self.get(n));
+            self.place(n, hash);
+        }
+    }
+}
+
+/// Appends `n` as an unsigned LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Appends a signed number, zigzag-encoded as a varint.
+pub(crate) fn put_signed(out: &mut Vec<u8>, n: i64) {
+    put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
+}
+
+/// Appends length-prefixed bytes.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Reads what the `put_*` functions wrote.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.bytes.split_first()?;
+            self.bytes = rest;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn signed(&mut self) -> Option<i64> {
+        let z = self.varint()?;
+        Some((z >> 1) as i64 ^ -((z & 1) as i64))
+    }
+
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        if len > self.bytes.len() {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    pub(crate) fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_set_numbers_keys_once_and_finds_them_whole() {
+        let mut set = ByteSet::default();
+        let keys: Vec<Vec<u8>> = (0..10_000u32)
+            .map(|i| format!("key-{i}").into_bytes())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(set.insert(k), Ok((i as u32, true)));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(set.insert(k), Ok((i as u32, false)));
+            assert_eq!(set.find(k), Some(i as u32));
+            assert_eq!(set.get(i as u32), k.as_slice());
+        }
+        assert_eq!(set.find(b"key-10000"), None);
+        assert_eq!(set.find(b""), None);
+        assert_eq!(set.insert(&vec![0u8; 70_000]), Err(TooLong(70_000)));
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        let mut out = Vec::new();
+        let numbers = [0i64, 1, -1, 63, -64, 1 << 40, i64::MIN, i64::MAX];
+        for n in numbers {
+            put_signed(&mut out, n);
+        }
+        put_bytes(&mut out, b"abc");
+        let mut r = Reader::new(&out);
+        for n in numbers {
+            assert_eq!(r.signed(), Some(n));
+        }
+        assert_eq!(r.bytes(), Some(&b"abc"[..]));
+        assert!(r.is_empty());
+        assert_eq!(r.varint(), None);
+    }
+
+    #[test]
+    fn chunked_vector_indexes_across_chunks() {
+        let mut v = Chunked::default();
+        for i in 0..10_000 {
+            v.push(i);
+        }
+        assert_eq!(v.len(), 10_000);
+        assert_eq!(v.get(4096), Some(&4096));
+        *v.get_mut(9_999).unwrap() = 7;
+        assert_eq!(v.get(9_999), Some(&7));
+        assert_eq!(v.get(10_000), None);
+    }
+}
