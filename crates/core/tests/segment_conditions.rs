@@ -322,3 +322,54 @@ fn all_any_and_not_combine() {
         assert_eq!(holds(rule.clone(), &p, now), want, "{rule}");
     }
 }
+
+/// A reference evaluator over the rule's JSON, for rules made of boolean traits.
+fn reference(rule: &Value, p: &Profile) -> bool {
+    if let Some(list) = rule.get("all").and_then(Value::as_array) {
+        return list.iter().all(|r| reference(r, p));
+    }
+    if let Some(list) = rule.get("any").and_then(Value::as_array) {
+        return list.iter().any(|r| reference(r, p));
+    }
+    if let Some(inner) = rule.get("not") {
+        return !reference(inner, p);
+    }
+    let name = rule["trait"].as_str().unwrap();
+    p.traits.get(name).map(|t| &t.value) == Some(&rule["eq"])
+}
+
+fn tree() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = (0..5u8).prop_map(|i| json!({"trait": format!("t{i}"), "eq": true}));
+    leaf.prop_recursive(5, 40, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({ "all": v })),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({ "any": v })),
+            inner.prop_map(|r| json!({ "not": r })),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn compiled_rules_agree_with_a_reference_evaluator(
+        rules in proptest::collection::vec(tree(), 1..6),
+        values in proptest::collection::vec(proptest::bool::ANY, 5),
+    ) {
+        let now = at("2024-05-01T00:00:00Z");
+        let mut p = visitor(now);
+        for (i, v) in values.iter().enumerate() {
+            set_trait(&mut p, &format!("t{i}"), json!(v), now);
+        }
+        let defs: Vec<(String, Value)> =
+            rules.iter().enumerate().map(|(i, r)| (format!("r{i}"), json!({ "rule": r }))).collect();
+        let segments = weft_core::segment::Segments::compile(&defs).unwrap();
+        let got = segments.evaluate(&p, now).segments;
+        let explained = segments.explain(&p, now);
+        for (name, def) in &defs {
+            let want = reference(&def["rule"], &p);
+            proptest::prop_assert_eq!(got.contains(name), want, "{}", def);
+            proptest::prop_assert_eq!(&explained[name]["member"], &json!(want));
+        }
+    }
+}

@@ -1,10 +1,13 @@
-//! Compiling parsed rules into the form evaluation runs: names resolved to slots.
+//! Compiling parsed rules into the form evaluation runs: shared conditions, resolved slots.
 //!
-//! A parsed [`Rule`] names traits by string and counters by id. Evaluating 50 rules in a
-//! couple of microseconds leaves no room for a map lookup per condition, so compilation
-//! gives every trait name the rules mention a slot and every count its counter's index in
-//! the [`FeatureSpec`]; evaluation looks each up once per profile ([`Slots`]) and the
-//! conditions then read an array.
+//! A parsed [`Rule`] names traits by string and counters by id, and fifty rules repeat
+//! many of the same conditions. Evaluating them in a couple of microseconds leaves no room
+//! for a map lookup per condition, so compilation
+//! - stores every distinct condition once ([`Leaf`]); rules become trees of
+//!   `all`/`any`/`not` over leaf indexes ([`Node`]), and evaluation judges each leaf at
+//!   most once per profile;
+//! - gives every trait name a slot and every counter-and-window pair a [`Window`];
+//!   evaluation looks each up once per profile ([`Slots`]) and the leaves read arrays.
 
 use serde_json::Value;
 
@@ -14,7 +17,7 @@ use crate::segment::ops::Op;
 use crate::segment::rule::{Cmp, Count, Rule, TouchField, When, Which};
 use crate::time::Millis;
 
-/// A compiled condition.
+/// A compiled rule: a tree of combinators over shared leaves.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// Every node holds.
@@ -23,6 +26,77 @@ pub enum Node {
     Any(Box<[Node]>),
     /// The node does not hold.
     Not(Box<Node>),
+    /// The condition at this index of [`Program::leaves`].
+    Leaf(usize),
+}
+
+/// One step of a rule compiled to straight-line code, for [`crate::segment::eval::run`].
+///
+/// Evaluation keeps one boolean, the answer so far: `all` jumps to its end on the first
+/// false, `any` on the first true, so short-circuiting needs no recursion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The answer is the verdict of this leaf.
+    Test(usize),
+    /// The answer is this constant (an empty `all` or `any`).
+    Const(bool),
+    /// The answer is negated.
+    Not,
+    /// Go to this step when the answer is false.
+    JumpIfFalse(usize),
+    /// Go to this step when the answer is true.
+    JumpIfTrue(usize),
+}
+
+impl Node {
+    /// The node as straight-line [`Step`]s.
+    pub fn to_steps(&self) -> Vec<Step> {
+        let mut steps = Vec::new();
+        self.emit(&mut steps);
+        steps
+    }
+
+    fn emit(&self, steps: &mut Vec<Step>) {
+        let (nodes, all) = match self {
+            Node::Leaf(i) => return steps.push(Step::Test(*i)),
+            Node::Not(n) => {
+                n.emit(steps);
+                return steps.push(Step::Not);
+            }
+            Node::All(nodes) => (nodes, true),
+            Node::Any(nodes) => (nodes, false),
+        };
+        if nodes.is_empty() {
+            return steps.push(Step::Const(all));
+        }
+
+        // Each jump out of the list is patched to the list's end once it is known.
+        let mut jumps = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            node.emit(steps);
+            if i + 1 < nodes.len() {
+                jumps.push(steps.len());
+                steps.push(if all {
+                    Step::JumpIfFalse(0)
+                } else {
+                    Step::JumpIfTrue(0)
+                });
+            }
+        }
+        let end = steps.len();
+        for j in jumps {
+            steps[j] = if all {
+                Step::JumpIfFalse(end)
+            } else {
+                Step::JumpIfTrue(end)
+            };
+        }
+    }
+}
+
+/// One distinct condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
     /// The trait in `slot` compared with `op`.
     Trait {
         /// Index into [`Program::traits`].
@@ -67,11 +141,12 @@ pub enum Node {
     Device(Box<[String]>),
 }
 
-/// The trait names and count windows that rules read, each at its slot.
+/// The distinct conditions, trait names and count windows that rules read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Program {
     traits: Vec<String>,
     windows: Vec<Window>,
+    leaves: Vec<Leaf>,
 }
 
 /// One counter over one window; rules that count the same thing over the same window share
@@ -96,7 +171,16 @@ impl Program {
         }
         traits.sort_unstable();
         traits.dedup();
-        Program { traits, windows }
+        Program {
+            traits,
+            windows,
+            leaves: Vec::new(),
+        }
+    }
+
+    /// The distinct conditions, by index.
+    pub fn leaves(&self) -> &[Leaf] {
+        &self.leaves
     }
 
     /// The count windows, by slot.
@@ -109,23 +193,27 @@ impl Program {
         &self.traits
     }
 
-    /// Compiles `rule`; its counters must already be in `spec`.
-    pub fn compile(&self, rule: &Rule, spec: &FeatureSpec) -> Node {
-        let all = |rules: &[Rule]| rules.iter().map(|r| self.compile(r, spec)).collect();
-        match rule {
-            Rule::All(rules) => Node::All(all(rules)),
-            Rule::Any(rules) => Node::Any(all(rules)),
-            Rule::Not(r) => Node::Not(Box::new(self.compile(r, spec))),
-            Rule::Trait { name, op } => Node::Trait {
+    /// Compiles `rule`, adding its new conditions; its counters must already be in
+    /// `spec`.
+    pub fn compile(&mut self, rule: &Rule, spec: &FeatureSpec) -> Node {
+        let leaf = match rule {
+            Rule::All(rules) => {
+                return Node::All(rules.iter().map(|r| self.compile(r, spec)).collect())
+            }
+            Rule::Any(rules) => {
+                return Node::Any(rules.iter().map(|r| self.compile(r, spec)).collect())
+            }
+            Rule::Not(r) => return Node::Not(Box::new(self.compile(r, spec))),
+            Rule::Trait { name, op } => Leaf::Trait {
                 slot: self.traits.binary_search(name).unwrap_or(usize::MAX),
                 op: op.clone(),
             },
-            Rule::Touch { which, field, op } => Node::Touch {
+            Rule::Touch { which, field, op } => Leaf::Touch {
                 which: *which,
                 field: *field,
                 op: op.clone(),
             },
-            Rule::Count(c) => Node::Count {
+            Rule::Count(c) => Leaf::Count {
                 window: self
                     .windows
                     .iter()
@@ -136,14 +224,22 @@ impl Program {
                 cmp: c.cmp,
                 n: c.n,
             },
-            Rule::Seen { which, when } => Node::Seen {
+            Rule::Seen { which, when } => Leaf::Seen {
                 which: *which,
                 when: *when,
             },
-            Rule::Identified(b) => Node::Identified(*b),
-            Rule::Country(codes) => Node::Country(codes.clone().into_boxed_slice()),
-            Rule::Device(kinds) => Node::Device(kinds.clone().into_boxed_slice()),
-        }
+            Rule::Identified(b) => Leaf::Identified(*b),
+            Rule::Country(codes) => Leaf::Country(codes.clone().into_boxed_slice()),
+            Rule::Device(kinds) => Leaf::Device(kinds.clone().into_boxed_slice()),
+        };
+        let index = match self.leaves.iter().position(|l| *l == leaf) {
+            Some(i) => i,
+            None => {
+                self.leaves.push(leaf);
+                self.leaves.len() - 1
+            }
+        };
+        Node::Leaf(index)
     }
 
     /// Looks up, once, every trait and counter the compiled rules read in `profile`.

@@ -37,7 +37,7 @@ pub use rule::{Definition, Rule, RuleError};
 
 use crate::event::Event;
 use crate::profile::Profile;
-use crate::segment::compile::{Node, Program};
+use crate::segment::compile::{Node, Program, Step};
 use crate::segment::eval::Ctx;
 use crate::time::{format_rfc3339, Millis};
 
@@ -61,6 +61,7 @@ pub struct Evaluation {
 struct Segment {
     definition: Definition,
     node: Node,
+    steps: Vec<Step>,
     reads: Reads,
 }
 
@@ -110,15 +111,17 @@ impl Segments {
             });
         }
         let rules: Vec<&Rule> = definitions.iter().map(|d| &d.rule).collect();
-        let program = Program::new(&rules, &spec);
+        let mut program = Program::new(&rules, &spec);
         let segments = definitions
             .into_iter()
             .map(|definition| {
                 let reads = Reads::of(&definition.rule, &spec);
                 let node = program.compile(&definition.rule, &spec);
+                let steps = node.to_steps();
                 Segment {
                     definition,
                     node,
+                    steps,
                     reads,
                 }
             })
@@ -157,7 +160,7 @@ impl Segments {
 
     /// Which segments `profile` is in at `now`, and until when that holds.
     pub fn evaluate(&self, profile: &Profile, now: Millis) -> Evaluation {
-        let cx = self.context(profile, now);
+        let mut cx = self.context(profile, now);
         let mut valid_until = None;
 
         // Decide membership first, then allocate the names once at their exact count.
@@ -171,7 +174,7 @@ impl Segments {
             &mut large
         };
         for (i, segment) in self.segments.iter().enumerate() {
-            if let Some(true) = judge(segment, &cx, &mut valid_until) {
+            if let Some(true) = judge(segment, &mut cx, &mut valid_until) {
                 bits[i / 64] |= 1 << (i % 64);
             }
         }
@@ -226,11 +229,11 @@ impl Segments {
             valid_until: previous.valid_until,
             bot: profile.bot,
         };
-        let cx = self.context(profile, now);
+        let mut cx = self.context(profile, now);
         for segment in &self.segments {
             let name = &segment.definition.name;
             let member = if segment.reads.is_touched_by(touched) {
-                judge(segment, &cx, &mut out.valid_until).unwrap_or(false)
+                judge(segment, &mut cx, &mut out.valid_until).unwrap_or(false)
             } else {
                 previous.segments.binary_search(name).is_ok()
             };
@@ -249,17 +252,17 @@ impl Segments {
     ///   "rule": {"condition": {"identified": true}, "value": true, "held": true}}}
     /// ```
     pub fn explain(&self, profile: &Profile, now: Millis) -> Value {
-        let cx = self.context(profile, now);
+        let mut cx = self.context(profile, now);
         let mut out = Map::new();
         for segment in &self.segments {
             let def = &segment.definition;
             let mut lapse = None;
-            let verdict = judge(segment, &cx, &mut lapse);
+            let verdict = judge(segment, &mut cx, &mut lapse);
             let mut entry = json!({
                 "member": verdict == Some(true),
                 "bot": profile.bot,
                 "excludedAsBot": verdict.is_none(),
-                "rule": eval::explain(&segment.node, &def.source, &cx),
+                "rule": eval::explain(&segment.node, &def.source, &mut cx),
             });
             if let Some(at) = lapse {
                 entry["validUntil"] = Value::String(format_rfc3339(at));
@@ -269,12 +272,9 @@ impl Segments {
         Value::Object(out)
     }
 
-    fn context<'p>(&self, profile: &'p Profile, now: Millis) -> Ctx<'p> {
-        Ctx {
-            profile,
-            slots: self.program.slots(profile, &self.spec, now),
-            now,
-        }
+    fn context<'p>(&'p self, profile: &'p Profile, now: Millis) -> Ctx<'p> {
+        let slots = self.program.slots(profile, &self.spec, now);
+        Ctx::new(profile, slots, now, self.program.leaves())
     }
 
     fn find(&self, name: &str) -> Option<usize> {
@@ -285,9 +285,9 @@ impl Segments {
 }
 
 /// Whether the profile is in the segment (`None`: excluded as a bot).
-fn judge(segment: &Segment, cx: &Ctx<'_>, lapse: &mut Option<Millis>) -> Option<bool> {
+fn judge(segment: &Segment, cx: &mut Ctx<'_>, lapse: &mut Option<Millis>) -> Option<bool> {
     if cx.profile.bot && !segment.definition.include_bots {
         return None;
     }
-    Some(eval::holds(&segment.node, cx, lapse))
+    Some(eval::run(&segment.steps, cx, lapse))
 }
