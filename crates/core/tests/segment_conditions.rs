@@ -334,7 +334,7 @@ fn reference(rule: &Value, p: &Profile) -> bool {
     if let Some(inner) = rule.get("not") {
         return !reference(inner, p);
     }
-    let name = rule["trait"].as_str().unwrap();
+    let name = rule["trait"].as_str().expect("generated leaves name a trait");
     p.traits.get(name).map(|t| &t.value) == Some(&rule["eq"])
 }
 
