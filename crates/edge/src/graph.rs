@@ -162,12 +162,16 @@ impl IdentityGraph {
         let config = Config::bundled();
         let (stored, writes) = {
             let sql = self.sql();
+            // Counters add up in memory and are written once per request.
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tally = |name: String, n: u64| *counts.entry(name).or_default() += n;
             for (reason, n) in &ingest.rejected {
-                count(&sql, &format!("rejected.{reason}"), *n)?;
+                tally(format!("rejected.{reason}"), *n);
             }
             for (reason, n) in &ingest.warned {
-                count(&sql, &format!("warned.{reason}"), *n)?;
+                tally(format!("warned.{reason}"), *n);
             }
+            let any_suppressed = has_suppressed(&sql)?;
             let mut stored = Stored::default();
             let mut changed = Changed::new();
             let segments = self.segments.borrow();
@@ -177,8 +181,8 @@ impl IdentityGraph {
                     message_id: event.message_id.clone(),
                     warning,
                 };
-                if is_suppressed(&sql, event, &config.identity)? {
-                    count(&sql, "suppressed", 1)?;
+                if any_suppressed && is_suppressed(&sql, event, &config.identity)? {
+                    tally("suppressed".into(), 1);
                     stored.warnings.push(warn(
                         "dropped: an identifier of this event was erased".into(),
                     ));
@@ -186,17 +190,17 @@ impl IdentityGraph {
                 }
                 match identity::ingest(&mut *store, &config.identity, segments.spec(), event) {
                     Ok(outcome) if outcome.duplicate => {
-                        count(&sql, "deduplicated", 1)?;
+                        tally("deduplicated".into(), 1);
                         stored
                             .warnings
                             .push(warn("duplicate messageId; already stored".into()));
                     }
                     Ok(outcome) => {
                         stored.accepted += 1;
-                        count(&sql, "accepted", 1)?;
+                        tally("accepted".into(), 1);
                         store.queue_for_archive(event).map_err(to_worker)?;
                         for w in &outcome.warnings {
-                            count(&sql, &format!("warned.{}", w.code()), 1)?;
+                            tally(format!("warned.{}", w.code()), 1);
                             stored.warnings.push(warn(w.to_string()));
                         }
                         let touched = segments.touched_by(event);
@@ -211,7 +215,7 @@ impl IdentityGraph {
                         }
                     }
                     Err(IngestError::NoIdentifier(warnings)) => {
-                        count(&sql, "rejected.no_usable_identifier", 1)?;
+                        tally("rejected.no_usable_identifier".into(), 1);
                         let why: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
                         stored.warnings.push(warn(format!(
                             "not stored: the event has no usable identifier ({})",
@@ -223,6 +227,9 @@ impl IdentityGraph {
             }
             drop(store);
             drop(segments);
+            for (name, n) in &counts {
+                count(&sql, name, *n)?;
+            }
             let writes = self.publish_changes(&changed, now).map_err(to_worker)?;
             (stored, writes)
         };
@@ -806,8 +813,9 @@ impl IdentityGraph {
             let segments = self.segments.borrow();
             let mut store = self.store.borrow_mut();
             let mut replayed = 0usize;
+            let any_suppressed = has_suppressed(&sql)?;
             for event in &events {
-                if is_suppressed(&sql, event, &config.identity)? {
+                if any_suppressed && is_suppressed(&sql, event, &config.identity)? {
                     continue;
                 }
                 if let Ok(outcome) =
@@ -1005,15 +1013,18 @@ pub fn id_hash(id: &Identifier) -> String {
     hex::encode(Sha256::digest(id.to_string().as_bytes()))
 }
 
+/// Whether anyone was ever erased; when not, events skip the suppression check.
+fn has_suppressed(sql: &SqlStorage) -> worker::Result<bool> {
+    let any: Option<f64> = scalar(sql, "SELECT 1 AS v FROM suppressed LIMIT 1", vec![])?;
+    Ok(any.is_some())
+}
+
+/// Whether an identifier of the event was erased.
 fn is_suppressed(
     sql: &SqlStorage,
     event: &Event,
     config: &identity::IdentityConfig,
 ) -> worker::Result<bool> {
-    let any: Option<f64> = scalar(sql, "SELECT 1 AS v FROM suppressed LIMIT 1", vec![])?;
-    if any.is_none() {
-        return Ok(false);
-    }
     let extracted = identity::extract(event, config);
     let mut ids: Vec<Identifier> = extracted.ids.iter().map(|f| f.id.clone()).collect();
     if let Some(previous) = extracted.previous {
