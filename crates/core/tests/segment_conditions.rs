@@ -151,7 +151,13 @@ fn counts_of_events_and_page_views_with_every_comparison() {
         ),
         (
             "big-orders",
-            json!({"count": {"event": "Order Completed", "where": {"total": {"gte": 100}, "currency": "EUR"}, "gte": 1}}),
+            json!({
+                "count": {
+                    "event": "Order Completed",
+                    "where": {"total": {"gte": 100}, "currency": "EUR"},
+                    "gte": 1
+                }
+            }),
         ),
         (
             "pricing",
@@ -167,7 +173,13 @@ fn counts_of_events_and_page_views_with_every_comparison() {
         ),
         (
             "utm-pricing",
-            json!({"count": {"page": "/pricing", "where": {"title": {"starts_with": "Pricing"}}, "gte": 1}}),
+            json!({
+                "count": {
+                    "page": "/pricing",
+                    "where": {"title": {"starts_with": "Pricing"}},
+                    "gte": 1
+                }
+            }),
         ),
     ];
     let defs: Vec<(&str, Value)> = rules
@@ -334,7 +346,9 @@ fn reference(rule: &Value, p: &Profile) -> bool {
     if let Some(inner) = rule.get("not") {
         return !reference(inner, p);
     }
-    let name = rule["trait"].as_str().expect("generated leaves name a trait");
+    let name = rule["trait"]
+        .as_str()
+        .expect("generated leaves name a trait");
     p.traits.get(name).map(|t| &t.value) == Some(&rule["eq"])
 }
 
@@ -362,7 +376,7 @@ proptest::proptest! {
             set_trait(&mut p, &format!("t{i}"), json!(v), now);
         }
         let defs: Vec<(String, Value)> =
-            rules.iter().enumerate().map(|(i, r)| (format!("r{i}"), json!({ "rule": r }))).collect();
+            rules.iter().enumerate().map(|(i, r)| (format!("r{i}"), json!({"rule": r}))).collect();
         let segments = weft_core::segment::Segments::compile(&defs).unwrap();
         let got = segments.evaluate(&p, now).segments;
         let explained = segments.explain(&p, now);

@@ -46,7 +46,10 @@ fn decision_json_has_the_documented_shape() {
     };
     assert_eq!(
         doc.to_json(),
-        r#"{"segments":["paid-pricing-interest"],"version":3,"validUntil":"2024-05-08T00:00:00.000Z"}"#
+        concat!(
+            r#"{"segments":["paid-pricing-interest"],"version":3,"#,
+            r#""validUntil":"2024-05-08T00:00:00.000Z"}"#
+        )
     );
     let none = Decision {
         segments: vec![],

@@ -10,20 +10,43 @@ use weft_core::segment::{Definition, RuleError, Segments};
 fn bad_rules_name_the_segment_and_the_json_path() {
     let cases = [
         (
-            json!({"rule": {"all": [{"identified": true}, {"count": {"page": "/pricing", "within": "7 days", "gte": 2}}]}}),
-            r#"segment "x": rule.all[1].count.within: expected a duration like "7d" (got "7 days")"#,
+            json!({
+                "rule": {
+                    "all": [
+                        {"identified": true},
+                        {"count": {"page": "/pricing", "within": "7 days", "gte": 2}}
+                    ]
+                }
+            }),
+            "segment \"x\": rule.all[1].count.within: expected a duration like \"7d\" (got \"7 \
+             days\")",
         ),
         (
-            json!({"rule": {"any": [{"trait": "plan", "eq": "pro"}, {"trait": "plan", "like": "ent%"}]}}),
-            r#"segment "x": rule.any[1].like: unknown key "like" (expected an operator, one of eq, ne, in, contains, starts_with, gt, gte, lt, lte, exists)"#,
+            json!({
+                "rule": {
+                    "any": [{"trait": "plan", "eq": "pro"}, {"trait": "plan", "like": "ent%"}]
+                }
+            }),
+            "segment \"x\": rule.any[1].like: unknown key \"like\" (expected an operator, one \
+             of eq, ne, in, contains, starts_with, gt, gte, lt, lte, exists)",
         ),
         (
             json!({"rule": {"not": {"firstTouch": "utm_medium", "eq": "cpc"}}}),
-            r#"segment "x": rule.not.firstTouch: expected a touchpoint field, one of channel, source, medium, campaign, clickId, referrer, landing (got "utm_medium")"#,
+            "segment \"x\": rule.not.firstTouch: expected a touchpoint field, one of channel, \
+             source, medium, campaign, clickId, referrer, landing (got \"utm_medium\")",
         ),
         (
-            json!({"rule": {"count": {"event": "Order Completed", "where": {"total": {"gte": "a lot", "x": 1}}, "gte": 1}}}),
-            r#"segment "x": rule.count.where.total: expected one operator like {"eq": ...} (got {"gte":"a lot","x":1})"#,
+            json!({
+                "rule": {
+                    "count": {
+                        "event": "Order Completed",
+                        "where": {"total": {"gte": "a lot", "x": 1}},
+                        "gte": 1
+                    }
+                }
+            }),
+            "segment \"x\": rule.count.where.total: expected one operator like {\"eq\": ...} \
+             (got {\"gte\":\"a lot\",\"x\":1})",
         ),
         (
             json!({"rule": {"count": {"event": "Order Completed", "within": "2d", "gte": 1.5}}}),
@@ -39,11 +62,13 @@ fn bad_rules_name_the_segment_and_the_json_path() {
         ),
         (
             json!({"rule": {"device": ["mobile", "smartwatch"]}}),
-            r#"segment "x": rule.device[1]: expected a device type, one of desktop, mobile, tablet, bot (got "smartwatch")"#,
+            "segment \"x\": rule.device[1]: expected a device type, one of desktop, mobile, \
+             tablet, bot (got \"smartwatch\")",
         ),
         (
             json!({"rule": {"count": {"event": "a", "within": "100h", "gte": 1}}}),
-            r#"segment "x": rule.count.within: window too long (got "100h", at most "72h"; count in days instead)"#,
+            "segment \"x\": rule.count.within: window too long (got \"100h\", at most \"72h\"; \
+             count in days instead)",
         ),
         (
             json!("identified"),

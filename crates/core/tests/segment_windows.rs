@@ -298,7 +298,10 @@ proptest! {
     ) {
         let mut defs = segment_files();
         defs.push(("active".into(), json!({"rule": {"lastSeen": {"within": "2d"}}})));
-        defs.push(("pro-or-known".into(), json!({"rule": {"any": [{"trait": "plan", "eq": "pro"}, {"identified": true}]}})));
+        let pro_or_known = json!({
+            "rule": {"any": [{"trait": "plan", "eq": "pro"}, {"identified": true}]}
+        });
+        defs.push(("pro-or-known".into(), pro_or_known));
         let segments = Segments::compile(&defs).unwrap();
         let spec = segments.spec().clone();
         stream.sort_by_key(|&(_, m)| m);
@@ -311,10 +314,15 @@ proptest! {
             now = now.max(e.timestamp) + gaps[i];
             apply(&mut p, &spec, &e);
             let full = segments.evaluate(&p, now);
-            let step = if i == 0 { full.clone() } else { segments.update(&previous, &p, now, &segments.touched_by(&e)) };
+            let step = if i == 0 {
+                full.clone()
+            } else {
+                segments.update(&previous, &p, now, &segments.touched_by(&e))
+            };
             prop_assert_eq!(&step.segments, &full.segments);
             if let Some(t) = full.valid_until {
-                prop_assert!(step.valid_until.is_some_and(|s| s <= t), "{:?} later than {}", step.valid_until, t);
+                let at_most = step.valid_until.is_some_and(|s| s <= t);
+                prop_assert!(at_most, "{:?} later than {}", step.valid_until, t);
             }
             previous = step;
         }
