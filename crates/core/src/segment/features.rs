@@ -155,19 +155,22 @@ impl CounterSpec {
 
     /// Whether an event counts here.
     pub fn counts(&self, event: &Event) -> bool {
+        self.counts_at(event, page_path(event))
+    }
+
+    /// [`CounterSpec::counts`] with the event's page path already worked out.
+    fn counts_at(&self, event: &Event, path: Option<&str>) -> bool {
         let hit = match (&self.matcher, event.kind) {
             (Matcher::Event(name), EventKind::Track) => {
                 event.event.as_deref() == Some(name.as_str())
             }
-            (Matcher::Page(pattern), EventKind::Page) => {
-                page_path(event).is_some_and(|p| pattern.matches(p))
-            }
+            (Matcher::Page(pattern), EventKind::Page) => path.is_some_and(|p| pattern.matches(p)),
             _ => false,
         };
         hit && self
             .filters
             .iter()
-            .all(|(prop, op)| op.holds(property(event, prop)))
+            .all(|(prop, op)| op.holds(property(event, path, prop)))
     }
 }
 
@@ -221,8 +224,13 @@ impl FeatureSpec {
             EventKind::Page => &self.pages,
             _ => return,
         };
+        let path = if event.kind == EventKind::Page {
+            page_path(event)
+        } else {
+            None
+        };
         for &i in candidates {
-            if self.counters[i as usize].counts(event) {
+            if self.counters[i as usize].counts_at(event, path) {
                 f(i);
             }
         }
@@ -430,9 +438,9 @@ pub fn page_path(event: &Event) -> Option<&str> {
 }
 
 /// An event property for a filter; for page views, `path` is the normalised page path.
-fn property<'a>(event: &'a Event, name: &str) -> Subject<'a> {
+fn property<'a>(event: &'a Event, path: Option<&'a str>, name: &str) -> Subject<'a> {
     if event.kind == EventKind::Page && name == "path" {
-        return Subject::text(page_path(event));
+        return Subject::text(path);
     }
     Subject::json(event.properties.get(name))
 }
