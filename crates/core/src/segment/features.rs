@@ -256,6 +256,11 @@ impl Features {
     /// O(1) in the profile's history: one bucket per matching counter is touched, and
     /// buckets that fell out of the longest window are dropped on the way. An event older
     /// than every window (delivered late) is not counted.
+    ///
+    /// # Limitations
+    /// A counter keeps buckets only as far back as the longest window over it. When a
+    /// definition later widens that window, events older than the old window are counted
+    /// again only by replaying them (the backfill after a definition change does this).
     pub fn observe(&mut self, spec: &FeatureSpec, event: &Event) {
         spec.each_match(event, |i| {
             let counter = &spec.counters[i as usize];

@@ -12,7 +12,8 @@
 //! [`Segments::compile`] reads every definition ([`rule`]) and gathers the counters the
 //! rules need into one [`FeatureSpec`]; each profile keeps only those ([`features`]),
 //! updated per event in O(1). [`Segments::evaluate`] then answers which segments a profile
-//! is in and until when that answer holds by itself ([`eval`]); [`Segments::update`]
+//! is in and until when that answer holds by itself ([`eval`], over the shared, resolved
+//! conditions of [`compile`]); [`Segments::update`]
 //! re-evaluates only the segments an event could have changed ([`reads`]); the answer is
 //! served as a [`Decision`] doc.
 //!
@@ -159,6 +160,11 @@ impl Segments {
     }
 
     /// Which segments `profile` is in at `now`, and until when that holds.
+    ///
+    /// # Limitations
+    /// Windowed counts are measured in whole UTC buckets (minutes, hours or days, as the
+    /// window was written): `"7d"` covers the current day and the six before it, not
+    /// exactly 168 hours. Recency conditions (`lastSeen`, `firstSeen`) are exact.
     pub fn evaluate(&self, profile: &Profile, now: Millis) -> Evaluation {
         let mut cx = self.context(profile, now);
         let mut valid_until = None;
