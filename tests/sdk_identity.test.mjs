@@ -226,7 +226,7 @@ describe("sdk identity", { skip: !sdkBuilt() && "SDK not built: run scripts/buil
     assert.equal(identify2.userId, "user-1");
     assert.equal(group.groupId, "acct-1");
     assert.equal(alias.userId, "user-1b");
-    assert.equal(alias.previousId, result.before);
+    assert.equal(alias.previousId, "user-1", "previousId defaults to the current user id");
   });
 
   test("consent pending holds events in memory; granted sends; denied stores nothing", async () => {

@@ -2,9 +2,10 @@
 //
 // The snippet (www/snippet.js) defines `weft` as a queue of calls and loads this file,
 // bundled with wasm-bindgen's glue into www/sdk/pkg/weft.js by scripts/build-sdk.sh. The
-// Rust side (crates/sdk) keeps the ids, builds the events and holds the bounded outbox;
-// this side does what JavaScript does best and smallest: the API's argument shapes,
-// timers, page-exit listeners, fetch, and cross-tab locks.
+// Rust side (crates/sdk) keeps the ids, works out each event's page, campaign and session,
+// and holds the bounded outbox; this side does what JavaScript does best and smallest: the
+// API's argument shapes, the event objects, traits, timers, page-exit listeners, fetch, and
+// cross-tab locks. Only strings and numbers cross between the two.
 //
 // Delivery: batches leave when `flushAt` events wait, after `flushInterval` ms, and on
 // `pagehide` or hidden visibility. Every request uses `fetch` with `keepalive`, within the
@@ -35,6 +36,7 @@ const flushInterval = cfg.flushInterval == null ? 1000 : cfg.flushInterval;
 const KEEPALIVE_BUDGET = 65536;
 const BATCH_BYTES = 32768;
 const BATCH_EVENTS = 100;
+const VERSION = "0.1.0";
 
 let verbose = !!cfg.debug;
 let booted = false;
@@ -47,6 +49,34 @@ const readyCallbacks = [];
 
 const log = (...args) => verbose && console.log("[weft]", ...args);
 const randomId = () => Math.random().toString(36).slice(2) + Date.now().toString(36);
+const stats = () => JSON.parse(sdk.stats());
+
+// A version-4 UUID from crypto.getRandomValues (which, unlike randomUUID, also works on
+// pages not served over https).
+function uuid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 15) | 64;
+  b[8] = (b[8] & 63) | 128;
+  const h = Array.from(b, (x) => (x + 256).toString(16).slice(1));
+  return [h.slice(0, 4), h.slice(4, 6), h.slice(6, 8), h.slice(8, 10), h.slice(10)]
+    .map((p) => p.join(""))
+    .join("-");
+}
+
+// Storage that never throws into the page: null when unreadable, false when unwritable.
+function stored(key, value) {
+  try {
+    if (value === undefined) return localStorage.getItem(key);
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+    return true;
+  } catch (e) {
+    return value === undefined ? null : false;
+  }
+}
+
+let traits = {};
+let consentState = "granted";
 
 // Takes the Web Lock `name` for the page's lifetime; true when held, false when another
 // document holds it, null when the browser has no Web Locks.
@@ -63,18 +93,34 @@ function holdLock(name) {
   });
 }
 
-function options(o) {
-  o = o || {};
-  const t = o.timestamp;
-  return {
-    context: o.context,
-    integrations: o.integrations,
-    timestamp: t instanceof Date ? t.toISOString() : t,
-  };
-}
+const PAGE_FIELDS = ["url", "path", "search", "referrer", "title"];
 
-function record(kind, fields) {
-  sdk.record(kind, fields);
+function record(type, fields, o) {
+  if (consentState === "denied") return;
+  o = o || {};
+  const context = Object.assign({}, o.context);
+  const given = Object.assign({}, type === "page" ? fields.properties : null, context.page);
+  const [anonymousId, userId] = sdk.ids().split("\n");
+  const touch = sdk.touch(
+    location.href,
+    document.referrer,
+    document.title,
+    ...PAGE_FIELDS.map((k) => (typeof given[k] === "string" ? given[k] : undefined)),
+    !!context.campaign,
+  );
+  Object.assign(context, JSON.parse(touch), {
+    library: { name: "weft-sdk", version: VERSION },
+    userAgent: nav.userAgent,
+    locale: nav.language,
+  });
+  const t = o.timestamp;
+  const event = Object.assign({ type, messageId: uuid(), anonymousId }, fields, {
+    userId: userId || undefined,
+    timestamp: t instanceof Date ? t.toISOString() : t || new Date().toISOString(),
+    context,
+    integrations: o.integrations,
+  });
+  sdk.push(event.messageId, JSON.stringify(event));
   changed();
 }
 
@@ -85,7 +131,7 @@ function changed() {
   setTimeout(() => {
     saveQueued = false;
     sdk.persist();
-    if (sdk.stats().waiting >= flushAt) flush();
+    if (stats().waiting >= flushAt) flush();
     else if (!flushTimer) flushTimer = setTimeout(flush, flushInterval);
   }, 0);
 }
@@ -98,7 +144,8 @@ function flush(exit) {
     const room = KEEPALIVE_BUDGET - keepaliveBytes;
     const batch = sdk.take(exit ? room : Math.min(room, BATCH_BYTES), BATCH_EVENTS);
     if (!batch) return;
-    send(batch[0], batch[1], batch[2]);
+    const head = batch.slice(0, batch.indexOf("\n")).split(" ");
+    send(+head[0], batch.slice(head[0].length + head[1].length + 2), +head[1]);
     if (!exit) return;
   }
 }
@@ -117,7 +164,7 @@ function send(batch, body, bytes) {
   const done = (status, after) => {
     inFlight--;
     keepaliveBytes -= bytes;
-    const delay = sdk.settle(batch, status, after);
+    const delay = sdk.settle(batch, status, after, Math.random());
     sdk.persist();
     log("sent", batch, status, delay);
     if (delay) {
@@ -146,30 +193,38 @@ const api = {
     while (typeof a[0] === "string" && names.length < 2) names.push(a.shift());
     const name = names.pop();
     const category = names.pop();
-    record("page", Object.assign({ name, category, properties: a[0] || {} }, options(a[1])));
+    record("page", { name, category, properties: a[0] || {} }, a[1]);
   },
   track(event, properties, o) {
-    record("track", Object.assign({ event, properties: properties || {} }, options(o)));
+    record("track", { event, properties: properties || {} }, o);
   },
-  identify(userId, traits, o) {
-    if (typeof userId === "object" && userId) [userId, traits, o] = [undefined, userId, traits];
-    record("identify", Object.assign({ userId, traits: traits || {} }, options(o)));
+  identify(userId, t, o) {
+    if (typeof userId === "object" && userId) [userId, t, o] = [undefined, userId, t];
+    if (userId != null) sdk.setUserId(String(userId));
+    traits = Object.assign(traits, t);
+    if (consentState === "granted") stored("weft_traits", JSON.stringify(traits));
+    record("identify", { traits: t || {} }, o);
   },
-  group(groupId, traits, o) {
-    record("group", Object.assign({ groupId, traits: traits || {} }, options(o)));
+  group(groupId, t, o) {
+    record("group", { groupId, traits: t || {} }, o);
   },
   alias(userId, previousId, o) {
     if (typeof previousId === "object") [previousId, o] = [undefined, previousId];
-    record("alias", Object.assign({ userId, previousId }, options(o)));
+    const [anonymousId, current] = sdk.ids().split("\n");
+    sdk.setUserId(String(userId));
+    record("alias", { previousId: previousId || current || anonymousId }, o);
   },
   reset() {
-    sdk.reset();
+    sdk.reset(uuid());
+    traits = {};
+    stored("weft_traits", null);
   },
   setAnonymousId(id) {
     sdk.setAnonymousId(String(id));
   },
   user() {
-    return sdk.user();
+    const [anonymousId, userId] = sdk.ids().split("\n");
+    return { anonymousId, userId: userId || null, traits: Object.assign({}, traits) };
   },
   ready(callback) {
     if (booted) callback(api);
@@ -179,15 +234,18 @@ const api = {
     verbose = on !== false;
   },
   consent(state) {
+    consentState = state;
     sdk.setConsent(state);
+    if (state === "denied") {
+      traits = {};
+      stored("weft_traits", null);
+    }
     if (state === "granted") flush();
   },
   flush() {
     flush();
   },
-  stats() {
-    return sdk.stats();
-  },
+  stats,
 };
 
 async function boot() {
@@ -213,15 +271,31 @@ async function boot() {
     sessionStorage.setItem("weft_tab", tab);
   } catch (e) {}
 
-  let consent = cfg.consent || "granted";
-  if (cfg.gpc !== false && nav.globalPrivacyControl) consent = "denied";
-  sdk.boot(Object.assign({}, cfg, { consent, tab }));
+  consentState = cfg.consent || "granted";
+  if (cfg.gpc !== false && nav.globalPrivacyControl) consentState = "denied";
+  const n = (v, d) => (v >= 0 ? v : d);
+  sdk.boot(
+    String(cfg.writeKey || ""),
+    consentState,
+    tab,
+    uuid(),
+    cfg.cookieDomain,
+    n(cfg.maxEvents, 1000),
+    n(cfg.maxBytes, 1000000),
+    n(cfg.retryBase, 1000),
+    n(cfg.retryMax, 60000),
+    false,
+  );
+  try {
+    traits = JSON.parse(stored("weft_traits")) || {};
+  } catch (e) {}
+  if (consentState === "denied") stored("weft_traits", null);
 
   // Outboxes of tabs that are gone: adopted now, and once more a little later for a tab
   // whose last page was still unloading.
   const hasLocks = locked !== null;
   const adoptOrphans = async () => {
-    for (const other of sdk.orphans(hasLocks ? 0 : 60000)) {
+    for (const other of sdk.orphans(hasLocks ? 0 : 60000).split("\n").filter(Boolean)) {
       if (!hasLocks || (await holdLock("weft_tab:" + other))) sdk.adopt(other);
     }
   };

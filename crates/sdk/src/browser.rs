@@ -40,6 +40,16 @@ impl Browser {
         }
     }
 
+    /// The page's host name, and whether it is served over https.
+    pub fn host(&self) -> (String, bool) {
+        let Some(location) = self.document.as_ref().and_then(|d| d.location()) else {
+            return (String::new(), false);
+        };
+        let host = location.hostname().unwrap_or_default();
+        let secure = location.protocol().is_ok_and(|p| p == "https:");
+        (host, secure)
+    }
+
     /// True when localStorage answered the probe.
     pub fn has_storage(&self) -> bool {
         self.local.is_some()

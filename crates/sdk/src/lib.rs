@@ -1,15 +1,17 @@
 //! weft's browser SDK: ids, touchpoints, sessions and the outbox, compiled to WebAssembly.
 //!
 //! The SDK is split for size. This crate holds the logic worth having in Rust and shared
-//! with the worker through `weft-core`: reading and keeping the anonymous id, building
-//! Segment-spec events with `context.page`, `context.campaign` and the session, and the
-//! bounded, persisted outbox that cuts batches to a byte budget. The hand-written loader
-//! `www/sdk/loader.js` holds what the browser does best in JavaScript: the public `weft`
-//! API, timers, page-exit listeners, `fetch`, cross-tab locks. The loader calls the
-//! functions exported here; nothing else does.
+//! with the worker through `weft-core`: reading and keeping the anonymous id, the page,
+//! campaign and session of each event (`context.page`, `context.campaign`,
+//! `context.session`), and the bounded, persisted outbox that cuts batches to a byte
+//! budget. The hand-written loader `www/sdk/loader.js` holds what the browser does best in
+//! JavaScript: the public `weft` API, the event objects, timers, page-exit listeners,
+//! `fetch`, cross-tab locks. The loader calls the functions exported here, passing
+//! strings and numbers only; nothing else calls them.
 //!
 //! Size rules (`scripts/build-sdk.sh` measures them): no serde, no `format!` or other
-//! `core::fmt` use, JSON through the browser's `JSON`, a small allocator instead of std's.
+//! `core::fmt` use, JSON written by hand ([`json`]) or by the browser, a small allocator
+//! instead of std's.
 //!
 //! # Limitations
 //! One SDK instance per page: the state is a thread-local, and a second `boot` replaces
@@ -17,6 +19,7 @@
 
 pub mod browser;
 pub mod identity;
+pub mod json;
 pub mod page;
 pub mod queue;
 mod sdk;

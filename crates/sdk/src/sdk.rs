@@ -1,26 +1,28 @@
-//! The SDK's state and the functions the loader calls (`boot`, `record`, `take`, ...).
+//! The SDK's state and the functions the loader calls (`boot`, `ids`, `touch`, `push`, ...).
 //!
 //! One [`Sdk`] lives in a thread-local for the page's lifetime. Calls are synchronous,
 //! so a `setAnonymousId` is in force for the very next event (field report
-//! `set-anon-id-before-first-event`). Events are built as JavaScript objects and turned
-//! into text with the browser's `JSON.stringify`; the outbox holds that text.
+//! `set-anon-id-before-first-event`). Only strings and numbers cross the boundary: the
+//! loader builds the event object, asks this side for the ids and for the touchpoint
+//! context (`context.page`, `context.campaign`, `context.session`) as JSON text, and hands
+//! the finished event back as JSON text to queue. Fewer, coarser calls keep both the wasm
+//! and its JavaScript glue small.
 
 use std::cell::RefCell;
 
-use js_sys::{Array, Date, Object, Reflect, JSON};
 use wasm_bindgen::prelude::*;
-use weft_core::session::{decimal, Session};
+use weft_core::session::Session;
+use weft_core::stored_id;
 use weft_core::time::format_rfc3339;
 
 use crate::browser::Browser;
 use crate::identity::{self, Jar, Stores, ANON_KEY, LEGACY_ANON_KEYS, LEGACY_USER_KEYS, USER_KEY};
-use crate::page::{Page, FIELDS};
+use crate::json::{quote, Obj};
+use crate::page::Page;
 use crate::queue::{body, Item, Outbox, Outcome};
 
-const TRAITS_KEY: &str = "weft_traits";
 const SESSION_KEY: &str = "weft_ses";
 const QUEUE_PREFIX: &str = "weft_q:";
-const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The visitor's choice about analytics storage and sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +36,19 @@ pub enum Consent {
 }
 
 impl Consent {
-    fn parse(text: Option<String>) -> Consent {
-        match text.as_deref() {
-            Some("pending") => Consent::Pending,
-            Some("denied") => Consent::Denied,
+    fn parse(text: &str) -> Consent {
+        match text {
+            "pending" => Consent::Pending,
+            "denied" => Consent::Denied,
             _ => Consent::Granted,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Consent::Pending => "pending",
+            Consent::Granted => "granted",
+            Consent::Denied => "denied",
         }
     }
 }
@@ -52,7 +62,6 @@ pub struct Sdk {
     consent: Consent,
     anonymous_id: String,
     user_id: Option<String>,
-    traits: String,
     persistent: bool,
     session: Option<Session>,
     outbox: Outbox,
@@ -69,107 +78,68 @@ fn with<T: Default>(f: impl FnOnce(&mut Sdk) -> T) -> T {
     SDK.with(|cell| cell.borrow_mut().as_mut().map(f).unwrap_or_default())
 }
 
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    if !obj.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    let _always_ok_on_plain_objects = Reflect::set(obj, &JsValue::from_str(key), value);
-}
-
-fn text(obj: &JsValue, key: &str) -> Option<String> {
-    get(obj, key)
-        .as_string()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-fn number(obj: &JsValue, key: &str, default: f64) -> f64 {
-    get(obj, key)
-        .as_f64()
-        .filter(|n| *n >= 0.0)
-        .unwrap_or(default)
-}
-
 fn now() -> i64 {
-    Date::now() as i64
+    js_sys::Date::now() as i64
 }
 
-/// A random version-4 UUID from `crypto.getRandomValues` (Math.random if that throws).
-pub fn uuid() -> String {
-    let mut bytes = [0u8; 16];
-    let from_crypto = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
-    if !from_crypto {
-        for b in &mut bytes {
-            *b = (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
-    bytes[6] = bytes[6] & 0x0f | 0x40;
-    bytes[8] = bytes[8] & 0x3f | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
+/// The settings of [`boot`], from the snippet's `weft.load(writeKey, options)`.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The source's write key.
+    pub write_key: String,
+    /// `"granted"`, `"pending"` or `"denied"`.
+    pub consent: String,
+    /// This tab's id (the loader keeps it in sessionStorage).
+    pub tab: String,
+    /// The anonymous id to use when none is stored (a fresh UUID).
+    pub fallback_id: String,
+    /// The cookie domain, instead of probing for the registrable domain.
+    pub cookie_domain: Option<String>,
+    /// Most events held (oldest dropped past it).
+    pub max_events: u32,
+    /// Most bytes of event JSON held (oldest dropped past it).
+    pub max_bytes: u32,
+    /// First backoff delay, ms.
+    pub retry_base: f64,
+    /// Longest backoff delay, ms.
+    pub retry_max: f64,
+    /// Run without localStorage (tests of the fallback).
+    pub no_storage: bool,
 }
 
 impl Sdk {
-    fn open(opts: &JsValue) -> Sdk {
-        let stores = if get(opts, "noStorage").is_truthy() {
+    fn open(settings: Settings) -> Sdk {
+        let stores = if settings.no_storage {
             Browser::without_storage()
         } else {
             Browser::open()
         };
-        let location = web_sys::window().map(|w| w.location());
-        let host = location
-            .as_ref()
-            .and_then(|l| l.hostname().ok())
-            .unwrap_or_default();
-        let secure = location
-            .as_ref()
-            .and_then(|l| l.protocol().ok())
-            .is_some_and(|p| p == "https:");
-        let consent = Consent::parse(text(opts, "consent"));
-        let domain =
-            text(opts, "cookieDomain").or_else(|| identity::registrable_domain(&stores, &host));
+        let (host, secure) = stores.host();
+        let consent = Consent::parse(&settings.consent);
+        let domain = settings
+            .cookie_domain
+            .or_else(|| identity::registrable_domain(&stores, &host));
         let jar = Jar {
             domain,
             secure,
             persist: consent == Consent::Granted,
         };
-        let write_key = JsValue::from_str(&text(opts, "writeKey").unwrap_or_default());
-        let stored_anon = identity::read(&stores, ANON_KEY, LEGACY_ANON_KEYS);
-        let user_id = identity::read(&stores, USER_KEY, LEGACY_USER_KEYS);
-        let traits = stores.get(TRAITS_KEY).unwrap_or_default();
-        let session = stores.get(SESSION_KEY).as_deref().and_then(Session::parse);
-        let max_events = number(opts, "maxEvents", 1000.0) as usize;
-        let max_bytes = number(opts, "maxBytes", 1_000_000.0) as usize;
+        let mut write_key_json = String::new();
+        quote(&mut write_key_json, &settings.write_key);
+        let anonymous_id =
+            identity::read(&stores, ANON_KEY, LEGACY_ANON_KEYS).unwrap_or(settings.fallback_id);
         let mut sdk = Sdk {
-            write_key_json: JSON::stringify(&write_key)
-                .ok()
-                .and_then(|s| s.as_string())
-                .unwrap_or_else(|| "\"\"".to_owned()),
-            tab: text(opts, "tab").unwrap_or_else(uuid),
+            user_id: identity::read(&stores, USER_KEY, LEGACY_USER_KEYS),
+            session: stores.get(SESSION_KEY).as_deref().and_then(Session::parse),
+            write_key_json,
+            tab: settings.tab,
             consent,
-            anonymous_id: stored_anon.unwrap_or_else(uuid),
-            user_id,
-            traits,
+            anonymous_id,
             persistent: false,
-            session,
-            outbox: Outbox::new(max_events, max_bytes),
+            outbox: Outbox::new(settings.max_events as usize, settings.max_bytes as usize),
             failures: 0,
-            retry_base: number(opts, "retryBase", 1000.0),
-            retry_max: number(opts, "retryMax", 60_000.0),
+            retry_base: settings.retry_base,
+            retry_max: settings.retry_max,
             stores,
             jar,
         };
@@ -178,8 +148,7 @@ impl Sdk {
         } else {
             sdk.save_ids();
             if consent == Consent::Granted {
-                let key = sdk.queue_key();
-                if let Some(stored) = sdk.stores.get(&key) {
+                if let Some(stored) = sdk.stores.get(&sdk.queue_key()) {
                     sdk.outbox.restore(&stored);
                 }
             }
@@ -192,17 +161,9 @@ impl Sdk {
     }
 
     fn save_ids(&mut self) {
-        let anon_kept =
-            identity::write(&self.stores, &self.jar, ANON_KEY, Some(&self.anonymous_id));
-        identity::write(&self.stores, &self.jar, USER_KEY, self.user_id.as_deref());
-        self.persistent = anon_kept;
-        if self.jar.persist {
-            if self.traits.is_empty() {
-                self.stores.remove(TRAITS_KEY);
-            } else {
-                self.stores.set(TRAITS_KEY, &self.traits);
-            }
-        }
+        let stores = &self.stores;
+        self.persistent = identity::write(stores, &self.jar, ANON_KEY, Some(&self.anonymous_id));
+        identity::write(stores, &self.jar, USER_KEY, self.user_id.as_deref());
     }
 
     fn forget(&mut self) {
@@ -213,11 +174,8 @@ impl Sdk {
         };
         identity::write(&self.stores, &jar, ANON_KEY, None);
         identity::write(&self.stores, &jar, USER_KEY, None);
-        for key in [TRAITS_KEY, SESSION_KEY] {
-            self.stores.remove(key);
-        }
-        let queue = self.queue_key();
-        self.stores.remove(&queue);
+        self.stores.remove(SESSION_KEY);
+        self.stores.remove(&self.queue_key());
         self.persistent = false;
     }
 
@@ -241,238 +199,170 @@ impl Sdk {
         }
     }
 
-    fn record(&mut self, kind: &str, fields: &JsValue) {
-        if self.consent == Consent::Denied {
-            return;
-        }
-        let at = now();
-        match kind {
-            "identify" => {
-                if let Some(user) = text(fields, "userId") {
-                    self.user_id = Some(user);
-                }
-                let new_traits = get(fields, "traits");
-                if new_traits.is_object() {
-                    let merged = JSON::parse(&self.traits)
-                        .ok()
-                        .filter(JsValue::is_object)
-                        .unwrap_or_else(|| Object::new().into());
-                    let merged = Object::assign(&merged.into(), &new_traits.clone().into());
-                    self.traits = JSON::stringify(&merged)
-                        .ok()
-                        .and_then(|s| s.as_string())
-                        .unwrap_or_default();
-                }
-                self.save_ids();
-            }
-            "alias" => {
-                if let Some(user) = text(fields, "userId") {
-                    self.user_id = Some(user);
-                    self.save_ids();
-                }
-            }
-            _ => {}
-        }
-
-        let event: JsValue = Object::new().into();
-        let message_id = uuid();
-        set(&event, "type", &JsValue::from_str(kind));
-        set(&event, "messageId", &JsValue::from_str(&message_id));
-        set(
-            &event,
-            "anonymousId",
-            &JsValue::from_str(&self.anonymous_id),
-        );
-        if let Some(user) = &self.user_id {
-            set(&event, "userId", &JsValue::from_str(user));
-        }
-        for key in [
-            "event",
-            "name",
-            "category",
-            "properties",
-            "traits",
-            "groupId",
-            "integrations",
-        ] {
-            let value = get(fields, key);
-            if !value.is_undefined() && !value.is_null() {
-                set(&event, key, &value);
-            }
-        }
-        if kind == "alias" {
-            let previous = text(fields, "previousId").unwrap_or_else(|| self.anonymous_id.clone());
-            set(&event, "previousId", &JsValue::from_str(&previous));
-        }
-        let timestamp = get(fields, "timestamp");
-        let timestamp = if timestamp.is_string() {
-            timestamp
-        } else {
-            JsValue::from_str(&format_rfc3339(at))
-        };
-        set(&event, "timestamp", &timestamp);
-        set(&event, "context", &self.context(kind, fields, at));
-
-        let Some(json) = JSON::stringify(&event).ok().and_then(|s| s.as_string()) else {
-            return;
-        };
-        self.outbox.push(Item {
-            id: message_id,
-            json,
-        });
-    }
-
-    fn context(&mut self, kind: &str, fields: &JsValue, at: i64) -> JsValue {
-        let given = get(fields, "context");
-        let context: JsValue = Object::new().into();
-        if given.is_object() {
-            Object::assign(&context.clone().into(), &given.into());
-        }
-
-        let window = web_sys::window();
-        let document = window.as_ref().and_then(|w| w.document());
-        let href = window
-            .as_ref()
-            .and_then(|w| w.location().href().ok())
-            .unwrap_or_default();
-        let (referrer, title) = document
-            .map(|d| (d.referrer(), d.title()))
-            .unwrap_or_default();
-        let mut page = Page::from_location(&href, &referrer, &title);
-        let properties = get(fields, "properties");
-        let explicit_page = get(&context, "page");
-        let from_properties = if kind == "page" {
-            properties
-        } else {
-            JsValue::UNDEFINED
-        };
-        for source in [&from_properties, &explicit_page] {
-            if source.is_object() {
-                let overrides = FIELDS
-                    .iter()
-                    .filter_map(|f| get(source, f).as_string().map(|v| (*f, v)));
-                page = page.overridden(overrides);
-            }
-        }
-        let page_object: JsValue = Object::new().into();
+    fn touch(&mut self, page: &Page, has_campaign: bool, at: i64) -> String {
+        let mut page_json = Obj::new();
         for (key, value) in page.fields() {
-            set(&page_object, key, &JsValue::from_str(value));
+            page_json.str(key, value);
         }
-        set(&context, "page", &page_object);
+        let mut context = Obj::new();
+        context.raw("page", &page_json.end());
 
         let campaign = page.campaign();
-        if !get(&context, "campaign").is_object() && !campaign.is_empty() {
-            let campaign_object: JsValue = Object::new().into();
+        if !has_campaign && !campaign.is_empty() {
+            let mut fields = Obj::new();
             for (key, value) in campaign.fields() {
-                set(&campaign_object, key, &JsValue::from_str(value));
+                fields.str(key, value);
             }
-            set(&context, "campaign", &campaign_object);
+            context.raw("campaign", &fields.end());
         }
 
         let key = (!campaign.is_empty()).then(|| campaign.key());
         let (session, started) = Session::advance(self.session.take(), at, key.as_deref());
-        let session_object: JsValue = Object::new().into();
-        set(&session_object, "id", &JsValue::from_str(&session.id()));
-        set(
-            &session_object,
-            "count",
-            &JsValue::from_f64(session.count as f64),
-        );
+        let mut session_json = Obj::new();
+        session_json
+            .str("id", &session.id())
+            .int("count", session.count as i64);
         if started {
-            set(&session_object, "start", &JsValue::TRUE);
+            session_json.bool("start", true);
         }
-        set(&context, "session", &session_object);
+        context.raw("session", &session_json.end());
         if self.jar.persist {
             self.stores.set(SESSION_KEY, &session.to_text());
         }
         self.session = Some(session);
-
-        let library: JsValue = Object::new().into();
-        set(&library, "name", &JsValue::from_str("weft-sdk"));
-        set(&library, "version", &JsValue::from_str(LIBRARY_VERSION));
-        set(&context, "library", &library);
-        if let Some(navigator) = window.map(|w| w.navigator()) {
-            if let Ok(agent) = navigator.user_agent() {
-                set(&context, "userAgent", &JsValue::from_str(&agent));
-            }
-            if let Some(locale) = navigator.language() {
-                set(&context, "locale", &JsValue::from_str(&locale));
-            }
-        }
         if !self.persistent {
-            set(&context, "idStorage", &JsValue::from_str("memory"));
+            context.str("idStorage", "memory");
         }
-        context
+        context.end()
     }
 
-    fn retry_delay(&mut self, retry_after_ms: f64) -> f64 {
+    fn retry_delay(&mut self, retry_after_ms: f64, random: f64) -> f64 {
         self.failures = self.failures.saturating_add(1);
         if retry_after_ms > 0.0 {
             return retry_after_ms.min(3_600_000.0);
         }
         let exponent = self.failures.min(20) - 1;
         let full = (self.retry_base * f64::from(1u32 << exponent)).min(self.retry_max);
-        full / 2.0 + js_sys::Math::random() * full / 2.0
+        full / 2.0 + random * full / 2.0
     }
 }
 
-/// Starts the SDK: reads the stored ids (resyncing cookie and localStorage), restores
-/// this tab's outbox. `opts`: `writeKey`, `consent` (`"granted"`, `"pending"`,
-/// `"denied"`), `tab` (this tab's id, from the loader), `cookieDomain`, `maxEvents`,
-/// `maxBytes`, `retryBase`, `retryMax` (ms), `noStorage` (tests).
+/// Starts the SDK: reads the stored ids (the cookie wins and a diverging localStorage is
+/// resynced), restores this tab's outbox. The arguments are [`Settings`]' fields, in order.
 #[wasm_bindgen]
-pub fn boot(opts: JsValue) {
-    let sdk = Sdk::open(&opts);
+#[allow(clippy::too_many_arguments)]
+pub fn boot(
+    write_key: String,
+    consent: String,
+    tab: String,
+    fallback_id: String,
+    cookie_domain: Option<String>,
+    max_events: u32,
+    max_bytes: u32,
+    retry_base: f64,
+    retry_max: f64,
+    no_storage: bool,
+) {
+    let sdk = Sdk::open(Settings {
+        write_key,
+        consent,
+        tab,
+        fallback_id,
+        cookie_domain: cookie_domain.filter(|d| !d.is_empty()),
+        max_events,
+        max_bytes,
+        retry_base,
+        retry_max,
+        no_storage,
+    });
     SDK.with(|cell| *cell.borrow_mut() = Some(sdk));
 }
 
-/// Queues an event of type `kind` (`page`, `track`, `identify`, `group`, `alias`) built
-/// from `fields` (`event`, `name`, `category`, `properties`, `traits`, `userId`,
-/// `groupId`, `previousId`, `context`, `integrations`, `timestamp`).
+/// The anonymous id and the user id, joined by a newline (the user id may be empty).
 #[wasm_bindgen]
-pub fn record(kind: &str, fields: JsValue) {
-    with(|sdk| sdk.record(kind, &fields));
+pub fn ids() -> String {
+    with(|sdk| {
+        [
+            sdk.anonymous_id.as_str(),
+            sdk.user_id.as_deref().unwrap_or(""),
+        ]
+        .join("\n")
+    })
 }
 
-/// Makes `id` the anonymous id, for the next event on; blank ids are ignored.
+/// Makes `id` the anonymous id, for the next event on; unreadable ids are ignored.
 #[wasm_bindgen(js_name = setAnonymousId)]
 pub fn set_anonymous_id(id: &str) {
     with(|sdk| {
-        if let Some(id) = weft_core::stored_id::parse(id) {
+        if let Some(id) = stored_id::parse(id) {
             sdk.anonymous_id = id;
             sdk.save_ids();
         }
     });
 }
 
-/// Forgets the user id and traits and starts a new anonymous id and session.
-#[wasm_bindgen]
-pub fn reset() {
+/// Sets the user id (`identify`, `alias`); blank ids are ignored.
+#[wasm_bindgen(js_name = setUserId)]
+pub fn set_user_id(id: &str) {
     with(|sdk| {
-        sdk.anonymous_id = uuid();
+        if let Some(id) = stored_id::parse(id) {
+            sdk.user_id = Some(id);
+            sdk.save_ids();
+        }
+    });
+}
+
+/// Forgets the user id and starts a new anonymous id (`fresh_id`) and session.
+#[wasm_bindgen]
+pub fn reset(fresh_id: String) {
+    with(|sdk| {
+        sdk.anonymous_id = fresh_id;
         sdk.user_id = None;
-        sdk.traits.clear();
         sdk.session = None;
         sdk.stores.remove(SESSION_KEY);
         sdk.save_ids();
     });
 }
 
-/// `{anonymousId, userId, traits}` of the current visitor.
+/// The touchpoint context of an event, as JSON text: `page` (the live page, overridden
+/// by the event's explicit fields), `campaign` (from the page's search or URL, unless
+/// the event brings its own: `has_campaign`), `session`, and `idStorage: "memory"` when
+/// ids could not be persisted.
 #[wasm_bindgen]
-pub fn user() -> JsValue {
+#[allow(clippy::too_many_arguments)]
+pub fn touch(
+    href: &str,
+    referrer: &str,
+    title: &str,
+    url: Option<String>,
+    path: Option<String>,
+    search: Option<String>,
+    given_referrer: Option<String>,
+    given_title: Option<String>,
+    has_campaign: bool,
+) -> String {
+    let page = Page::from_location(href, referrer, title).overridden(
+        [
+            ("url", url),
+            ("path", path),
+            ("search", search),
+            ("referrer", given_referrer),
+            ("title", given_title),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v))),
+    );
+    with(|sdk| sdk.touch(&page, has_campaign, now()))
+}
+
+/// Queues an event (its `messageId` and JSON text), unless consent was denied.
+#[wasm_bindgen]
+pub fn push(id: String, json: String) {
     with(|sdk| {
-        let out: JsValue = Object::new().into();
-        set(&out, "anonymousId", &JsValue::from_str(&sdk.anonymous_id));
-        let user = sdk
-            .user_id
-            .as_deref()
-            .map_or(JsValue::NULL, JsValue::from_str);
-        set(&out, "userId", &user);
-        let traits = JSON::parse(&sdk.traits).unwrap_or_else(|_| Object::new().into());
-        set(&out, "traits", &traits);
-        out
-    })
+        if sdk.consent != Consent::Denied {
+            sdk.outbox.push(Item { id, json });
+        }
+    });
 }
 
 /// Changes consent: `"granted"` persists ids and the outbox, `"denied"` drops the outbox
@@ -480,7 +370,7 @@ pub fn user() -> JsValue {
 #[wasm_bindgen(js_name = setConsent)]
 pub fn set_consent(state: &str) {
     with(|sdk| {
-        sdk.consent = Consent::parse(Some(state.to_owned()));
+        sdk.consent = Consent::parse(state);
         sdk.jar.persist = sdk.consent == Consent::Granted;
         match sdk.consent {
             Consent::Denied => sdk.forget(),
@@ -493,35 +383,31 @@ pub fn set_consent(state: &str) {
     });
 }
 
-/// The next batch to send, `[batch, body, bytes]`, whose body fits in `max_body` bytes;
-/// `undefined` when nothing can be sent (empty, consent not granted, or the oldest event
-/// does not fit).
+/// The next batch to send, as `"<batch> <bytes>\n<body>"`, whose body fits in `max_body`
+/// bytes; empty when nothing can be sent (nothing waits, consent not granted, or the
+/// oldest event does not fit).
 #[wasm_bindgen]
-pub fn take(max_body: u32, max_events: u32) -> JsValue {
+pub fn take(max_body: u32, max_events: u32) -> String {
     with(|sdk| {
         if sdk.consent != Consent::Granted {
-            return JsValue::UNDEFINED;
+            return String::new();
         }
         let Some((batch, items)) = sdk.outbox.take(max_body as usize, max_events as usize) else {
-            return JsValue::UNDEFINED;
+            return String::new();
         };
         let text = body(&items, &format_rfc3339(now()), &sdk.write_key_json);
-        let len = text.len() as f64;
-        Array::of3(
-            &JsValue::from_f64(f64::from(batch)),
-            &JsValue::from_str(&text),
-            &len.into(),
-        )
-        .into()
+        let head = weft_core::session::decimal(i64::from(batch));
+        let len = weft_core::session::decimal(text.len() as i64);
+        [head.as_str(), " ", &len, "\n", &text].concat()
     })
 }
 
-/// Settles a batch after its response: `status` 0 for a network error. 2xx delivers,
-/// 429, 5xx and network errors retry, other statuses refuse. Returns the delay before
-/// the next attempt in ms (0 unless retrying): `retry_after_ms` when the collector gave
-/// one, else exponential backoff with jitter.
+/// Settles a batch after its response: `status` 0 for a network error. 2xx delivers;
+/// 408, 429, 5xx and network errors retry; other statuses refuse. Returns the delay
+/// before the next attempt in ms (0 unless retrying): `retry_after_ms` when the collector
+/// gave one, else exponential backoff with jitter from `random` (in [0, 1)).
 #[wasm_bindgen]
-pub fn settle(batch: u32, status: u16, retry_after_ms: f64) -> f64 {
+pub fn settle(batch: u32, status: u16, retry_after_ms: f64, random: f64) -> f64 {
     with(|sdk| {
         let outcome = match status {
             200..=299 => Outcome::Delivered,
@@ -530,39 +416,37 @@ pub fn settle(batch: u32, status: u16, retry_after_ms: f64) -> f64 {
         };
         sdk.outbox.settle(batch, outcome);
         if outcome == Outcome::Retry {
-            return sdk.retry_delay(retry_after_ms);
+            return sdk.retry_delay(retry_after_ms, random);
         }
         sdk.failures = 0;
         0.0
     })
 }
 
-/// Writes this tab's outbox to localStorage (the loader calls it after changes, on
-/// page exit and as a heartbeat).
+/// Writes this tab's outbox to localStorage (after changes, at page exit, as heartbeat).
 #[wasm_bindgen]
 pub fn persist() {
     with(Sdk::persist);
 }
 
-/// Tab ids of other tabs' outboxes last written at least `stale_ms` ago: candidates for
-/// adoption (the loader holds a Web Lock per tab and adopts only unlocked ones).
+/// Tab ids (newline-separated) of other tabs' outboxes last written at least `stale_ms`
+/// ago: candidates for adoption (the loader adopts only those whose Web Lock it gets).
 #[wasm_bindgen]
-pub fn orphans(stale_ms: f64) -> Array {
+pub fn orphans(stale_ms: f64) -> String {
     with(|sdk| {
-        let out = Array::new();
         let now = now();
+        let mut out = Vec::new();
         for tab in sdk.stores.keys_with_prefix(QUEUE_PREFIX) {
-            let key = [QUEUE_PREFIX, &tab].concat();
             let written = sdk
                 .stores
-                .get(&key)
+                .get(&[QUEUE_PREFIX, &tab].concat())
                 .and_then(|t| t.split('\n').next().and_then(|l| l.parse::<i64>().ok()))
                 .unwrap_or(0);
             if tab != sdk.tab && (now - written) as f64 >= stale_ms {
-                out.push(&JsValue::from_str(&tab));
+                out.push(tab);
             }
         }
-        out
+        out.join("\n")
     })
 }
 
@@ -582,42 +466,27 @@ pub fn adopt(tab: &str) {
     });
 }
 
-/// Counters for `debug` and tests: `waiting`, `inFlight`, `dropped`, `refused`,
-/// `delivered`, `persistent`, `tab`, `consent`, `session` (id).
+/// Counters as JSON text: `waiting`, `inFlight`, `bytes`, `dropped`, `refused`,
+/// `delivered`, `persistent`, `tab`, `consent`, `cookieDomain`, `session`.
 #[wasm_bindgen]
-pub fn stats() -> JsValue {
+pub fn stats() -> String {
     with(|sdk| {
-        let out: JsValue = Object::new().into();
-        let counts = [
-            ("waiting", sdk.outbox.waiting() as f64),
-            ("inFlight", sdk.outbox.in_flight() as f64),
-            ("bytes", sdk.outbox.bytes() as f64),
-            ("dropped", f64::from(sdk.outbox.dropped)),
-            ("refused", f64::from(sdk.outbox.refused)),
-            ("delivered", f64::from(sdk.outbox.delivered)),
-        ];
-        for (key, value) in counts {
-            set(&out, key, &JsValue::from_f64(value));
-        }
-        set(&out, "persistent", &JsValue::from_bool(sdk.persistent));
-        set(&out, "tab", &JsValue::from_str(&sdk.tab));
-        let consent = match sdk.consent {
-            Consent::Pending => "pending",
-            Consent::Granted => "granted",
-            Consent::Denied => "denied",
-        };
-        set(&out, "consent", &JsValue::from_str(consent));
-        let domain = sdk
-            .jar
-            .domain
-            .as_deref()
-            .map_or(JsValue::NULL, JsValue::from_str);
-        set(&out, "cookieDomain", &domain);
-        let session = sdk
-            .session
-            .as_ref()
-            .map_or(String::new(), |s| decimal(s.start));
-        set(&out, "session", &JsValue::from_str(&session));
-        out
+        let outbox = &sdk.outbox;
+        Obj::new()
+            .int("waiting", outbox.waiting() as i64)
+            .int("inFlight", outbox.in_flight() as i64)
+            .int("bytes", outbox.bytes() as i64)
+            .int("dropped", i64::from(outbox.dropped))
+            .int("refused", i64::from(outbox.refused))
+            .int("delivered", i64::from(outbox.delivered))
+            .bool("persistent", sdk.persistent)
+            .str("tab", &sdk.tab)
+            .str("consent", sdk.consent.as_str())
+            .str("cookieDomain", sdk.jar.domain.as_deref().unwrap_or(""))
+            .str(
+                "session",
+                &sdk.session.as_ref().map(Session::id).unwrap_or_default(),
+            )
+            .end()
     })
 }

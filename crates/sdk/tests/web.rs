@@ -10,7 +10,7 @@
 // wasm_bindgen_test functions are tests, but clippy's test detection only knows #[test].
 #![allow(clippy::unwrap_used)]
 
-use js_sys::{Object, Reflect, JSON};
+use js_sys::{Reflect, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use weft_sdk::browser::Browser;
@@ -31,14 +31,6 @@ fn clear(browser: &Browser) {
         browser.set_cookie(&jar().cookie_line(name, None));
         browser.remove(name);
     }
-}
-
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o: JsValue = Object::new().into();
-    for (k, v) in pairs {
-        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
-    }
-    o
 }
 
 #[wasm_bindgen_test]
@@ -80,65 +72,102 @@ fn loopback_hosts_get_host_only_cookies() {
     assert!(!browser.cookies().contains("weft_probe"));
 }
 
+fn boot(tab: &str, no_storage: bool) {
+    weft_sdk::boot(
+        "demo-write-key".into(),
+        "granted".into(),
+        tab.into(),
+        "fresh-id".into(),
+        None,
+        1000,
+        1_000_000,
+        1000.0,
+        60_000.0,
+        no_storage,
+    );
+}
+
+fn parse(text: &str) -> JsValue {
+    JSON::parse(text).unwrap()
+}
+
+fn field(obj: &JsValue, path: &[&str]) -> JsValue {
+    path.iter().fold(obj.clone(), |o, k| {
+        Reflect::get(&o, &JsValue::from_str(k)).unwrap()
+    })
+}
+
 #[wasm_bindgen_test]
 fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
-    let browser = Browser::without_storage();
     clear(&Browser::open());
+    let browser = Browser::without_storage();
     assert!(!browser.has_storage());
     assert_eq!(browser.get(ANON_KEY), None);
     assert!(!browser.set(ANON_KEY, "x"));
 
-    weft_sdk::boot(obj(&[
-        ("writeKey", "demo-write-key".into()),
-        ("noStorage", JsValue::TRUE),
-        ("tab", "tab-memory".into()),
-    ]));
+    boot("tab-memory", true);
     weft_sdk::set_anonymous_id("anon-fixed-1");
-    weft_sdk::record("track", obj(&[("event", "EVENT_1".into())]));
+    assert_eq!(weft_sdk::ids(), "anon-fixed-1\n");
+    let event = ["{\"messageId\":\"m-1\",\"anonymousId\":\"anon-fixed-1\"}"].concat();
+    weft_sdk::push("m-1".into(), event);
     let batch = weft_sdk::take(65_536, 100);
-    let body = Reflect::get(&batch, &JsValue::from_f64(1.0))
-        .unwrap()
-        .as_string()
-        .unwrap();
-    let parsed = JSON::parse(&body).unwrap();
-    let events = Reflect::get(&parsed, &"batch".into()).unwrap();
-    let first = Reflect::get(&events, &JsValue::from_f64(0.0)).unwrap();
-    let field = |k: &str| Reflect::get(&first, &k.into()).unwrap().as_string();
-    assert_eq!(field("anonymousId").as_deref(), Some("anon-fixed-1"));
-    assert_eq!(field("event").as_deref(), Some("EVENT_1"));
+    let (head, body) = batch.split_once('\n').unwrap();
+    assert!(head.starts_with("1 "), "{head}");
+    let body = parse(body);
+    assert_eq!(
+        field(&body, &["batch", "0", "anonymousId"])
+            .as_string()
+            .as_deref(),
+        Some("anon-fixed-1")
+    );
+    assert_eq!(
+        field(&body, &["writeKey"]).as_string().as_deref(),
+        Some("demo-write-key")
+    );
     assert!(browser.cookies().contains("weft_aid=anon-fixed-1"));
     assert_eq!(Browser::open().get(ANON_KEY), None);
-    assert_eq!(weft_sdk::settle(1, 200, 0.0), 0.0);
+    assert_eq!(weft_sdk::settle(1, 200, 0.0, 0.5), 0.0);
     clear(&Browser::open());
 }
 
 #[wasm_bindgen_test]
-fn a_booted_sdk_keeps_the_stored_id_and_batches_under_the_budget() {
+fn a_booted_sdk_keeps_the_stored_id_and_reads_the_campaign_of_the_page() {
     let browser = Browser::open();
     clear(&browser);
     browser.set_cookie("weft_aid=\"kept-1\"; path=/");
-    weft_sdk::boot(obj(&[("writeKey", "k".into()), ("tab", "tab-web".into())]));
-    let user = weft_sdk::user();
-    let anon = Reflect::get(&user, &"anonymousId".into())
-        .unwrap()
-        .as_string();
-    assert_eq!(anon.as_deref(), Some("kept-1"));
+    boot("tab-web", false);
+    assert_eq!(weft_sdk::ids(), "kept-1\n");
     assert_eq!(browser.get(ANON_KEY).as_deref(), Some("kept-1"));
 
+    let landing = "https://shop.example.com/landing?utm_source=newsletter&utm_content=hero";
+    let context = parse(&weft_sdk::touch(
+        "https://shop.example.com/app",
+        "",
+        "App",
+        Some(landing.into()),
+        None,
+        None,
+        None,
+        None,
+        false,
+    ));
+    let text = |path: &[&str]| field(&context, path).as_string();
+    assert_eq!(text(&["campaign", "source"]).as_deref(), Some("newsletter"));
+    assert_eq!(text(&["campaign", "content"]).as_deref(), Some("hero"));
+    assert_eq!(text(&["page", "path"]).as_deref(), Some("/landing"));
+    assert_eq!(field(&context, &["session", "count"]).as_f64(), Some(1.0));
+
     let pad = "p".repeat(3000);
-    for _ in 0..30 {
-        let properties = obj(&[("pad", JsValue::from_str(&pad))]);
-        weft_sdk::record(
-            "track",
-            obj(&[("event", "Big".into()), ("properties", properties)]),
-        );
+    for n in 0..30 {
+        let id = ["m-", &n.to_string()].concat();
+        let json = ["{\"messageId\":\"", &id, "\",\"pad\":\"", &pad, "\"}"].concat();
+        weft_sdk::push(id, json);
     }
     let batch = weft_sdk::take(16_384, 100);
-    let bytes = Reflect::get(&batch, &JsValue::from_f64(2.0))
-        .unwrap()
-        .as_f64()
-        .unwrap();
-    assert!(bytes <= 16_384.0, "{bytes}");
+    let (head, body) = batch.split_once('\n').unwrap();
+    let bytes: usize = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(bytes, body.len());
+    assert!(bytes <= 16_384, "{bytes}");
     weft_sdk::persist();
     assert!(browser
         .get("weft_q:tab-web")
