@@ -370,6 +370,17 @@ fn read_event(
     Ok(event)
 }
 
+/// The `writeKey` of a body that [`parse`] refused as a whole, when its envelope is still
+/// readable (`{"writeKey":"…","batch":{}}`), so that the caller can answer the body's
+/// fault rather than a missing key.
+pub fn write_key_of(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body)
+        .ok()?
+        .trim_start_matches('\u{feff}');
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+    serde_json::from_str(envelope.write_key?.get()).ok()
+}
+
 /// The event's time: `receivedAt − (sentAt − timestamp)` when both client clocks are
 /// known, else the client's timestamp clamped to `receivedAt` (+ a minute's tolerance,
 /// flagged), else `receivedAt`. A time before 1970 (a clock reset to zero, or a delay of
@@ -820,6 +831,21 @@ mod tests {
             r#"{"batch":[{"messageId":"c","type":"page","anonymousId":"t","timestamp":"1969-12-31T23:59:59Z"}]}"#,
         );
         assert_eq!(p.events[0].1.timestamp, NOW);
+    }
+
+    #[test]
+    fn the_write_key_of_a_refused_body_is_still_found() {
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (br#"{"writeKey":"k","batch":{}}"#, Some("k")),
+            (br#"{"batch":7,"writeKey":"k"}"#, Some("k")),
+            (br#"{"writeKey":7,"batch":{}}"#, None),
+            (b"not json", None),
+            (b"[\"k\"]", None),
+        ];
+        for (body, want) in cases {
+            assert!(parse(body, None, NOW, &Limits::default()).is_err());
+            assert_eq!(write_key_of(body).as_deref(), want, "{:?}", body);
+        }
     }
 
     #[test]

@@ -99,7 +99,11 @@ pub async fn collect(
 
     let basic_key = basic_user(&headers);
     let parsed = payload::parse(&body, route, now, &limits);
-    let body_key = parsed.as_ref().ok().and_then(|p| p.write_key.clone());
+    let body_key = match &parsed {
+        Ok(p) => p.write_key.clone(),
+        // A body refused as a whole may still name its key: its fault is the answer then.
+        Err(_) => payload::write_key_of(&body),
+    };
     let key = basic_key
         .or(body_key)
         .filter(|k| !k.is_empty())
@@ -182,7 +186,7 @@ pub async fn collect(
         });
     }
 
-    let stored = graph_client::ingest(env, &ingest).await?;
+    let stored = crate::ratelimit::ingest(env, &ingest).await?;
     ingest.events.clear();
 
     let mut warnings: Vec<Value> = parsed

@@ -79,6 +79,10 @@ pub struct Collector {
     pub bot_patterns: Vec<String>,
     /// Domain attribute of the `weft_sid` cookie; empty for the collector's host.
     pub cookie_domain: String,
+    /// Events per second one write key may send (see [`crate::ratelimit`]); 0 is no limit.
+    pub rate_limit_per_second: u32,
+    /// Events one write key may send at once, when it has sent nothing for a while.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for Collector {
@@ -90,6 +94,8 @@ impl Default for Collector {
             keep_events_days: 30,
             bot_patterns: Vec::new(),
             cookie_domain: String::new(),
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         }
     }
 }

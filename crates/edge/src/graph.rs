@@ -43,6 +43,7 @@ pub struct IdentityGraph {
     store: RefCell<SqlStore>,
     segments: RefCell<Segments>,
     startup_error: RefCell<Option<String>>,
+    limiter: crate::ratelimit::Limiter,
 }
 
 /// A KV write decided inside the synchronous turn, done after it.
@@ -72,6 +73,7 @@ impl DurableObject for IdentityGraph {
             store: RefCell::new(SqlStore::new(sql)),
             segments: RefCell::new(segments),
             startup_error: RefCell::new(startup_error),
+            limiter: Default::default(),
         }
     }
 
@@ -160,6 +162,9 @@ impl IdentityGraph {
             Err(e) => return json_error(400, &format!("ingest body is not valid: {e}")),
         };
         let config = Config::bundled();
+        if let Some(refusal) = self.limiter.admit(&self.env, &self.sql(), &ingest.events, now)? {
+            return Ok(refusal);
+        }
         let (stored, writes) = {
             let sql = self.sql();
             // Counters add up in memory and are written once per request.

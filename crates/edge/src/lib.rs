@@ -26,6 +26,7 @@ pub mod graph;
 pub mod graph_client;
 pub mod personalize;
 pub mod publish;
+pub mod ratelimit;
 pub mod sql_store;
 
 use crate::config::Config;
@@ -47,7 +48,8 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let mut res = match answer {
         Ok(res) => res,
         Err(error) => {
-            if error.status() < 500 {
+            // The graph counts the events of a rate-limited request itself.
+            if error.status() < 500 && !matches!(error, ApiError::RateLimited(_)) {
                 let reason = error.reason();
                 // Requests refused before reaching the graph are counted too.
                 if path.starts_with("/v1/") && path != "/v1/decide" {
