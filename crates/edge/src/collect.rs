@@ -37,6 +37,10 @@ pub struct Stored {
 pub struct GraphWarning {
     /// The event's messageId.
     pub message_id: String,
+    /// The event's position in [`Ingest::events`]: a batch may repeat a messageId, and
+    /// only the repeat is the duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
     /// What was ignored.
     pub warning: String,
 }
@@ -195,10 +199,7 @@ pub async fn collect(
         .map(|w| json!({"index": w.index, "messageId": w.message_id, "warning": w.warning}))
         .collect();
     for w in stored.warnings {
-        let index = index_of
-            .iter()
-            .find(|(_, id)| *id == w.message_id)
-            .map(|(i, _)| *i);
+        let index = batch_index(&index_of, &w);
         warnings.push(json!({"index": index, "messageId": w.message_id, "warning": w.warning}));
     }
 
@@ -216,6 +217,18 @@ pub async fn collect(
         response.headers_mut().append("set-cookie", &cookie)?;
     }
     Ok(response)
+}
+
+/// The batch index a graph warning is about: by its position among the events sent to the
+/// graph, else by its messageId.
+fn batch_index(index_of: &[(usize, String)], warning: &GraphWarning) -> Option<usize> {
+    match warning.position {
+        Some(p) => index_of.get(p).map(|(i, _)| *i),
+        None => index_of
+            .iter()
+            .find(|(_, id)| *id == warning.message_id)
+            .map(|(i, _)| *i),
+    }
 }
 
 /// Counts messages by reason: the message's leading words, up to the first value.
@@ -371,6 +384,24 @@ mod tests {
             b"{\"batch\":[]}"
         );
         assert!(matches!(inflate(b"plain", 1024), Err(ApiError::BadBody(_))));
+    }
+
+    #[test]
+    fn a_repeated_message_ids_warning_names_the_repeat() {
+        // dedupe-batch-by-messageid: batch [a, b, c, c] with a invalid at index 1 (not sent).
+        let index_of: Vec<(usize, String)> = [(0, "a"), (2, "b"), (3, "c"), (4, "c")]
+            .iter()
+            .map(|(i, id)| (*i, (*id).to_owned()))
+            .collect();
+        let warning = |id: &str, position| GraphWarning {
+            message_id: id.to_owned(),
+            position,
+            warning: "duplicate messageId; already stored".into(),
+        };
+        assert_eq!(batch_index(&index_of, &warning("c", Some(3))), Some(4));
+        assert_eq!(batch_index(&index_of, &warning("a", Some(0))), Some(0));
+        assert_eq!(batch_index(&index_of, &warning("c", None)), Some(3));
+        assert_eq!(batch_index(&index_of, &warning("c", Some(9))), None);
     }
 
     #[test]

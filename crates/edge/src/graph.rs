@@ -162,7 +162,10 @@ impl IdentityGraph {
             Err(e) => return json_error(400, &format!("ingest body is not valid: {e}")),
         };
         let config = Config::bundled();
-        if let Some(refusal) = self.limiter.admit(&self.env, &self.sql(), &ingest.events, now)? {
+        if let Some(refusal) = self
+            .limiter
+            .admit(&self.env, &self.sql(), &ingest.events, now)?
+        {
             return Ok(refusal);
         }
         let (stored, writes) = {
@@ -181,9 +184,10 @@ impl IdentityGraph {
             let mut changed = Changed::new();
             let segments = self.segments.borrow();
             let mut store = self.store.borrow_mut();
-            for event in &ingest.events {
+            for (position, event) in ingest.events.iter().enumerate() {
                 let warn = |warning: String| GraphWarning {
                     message_id: event.message_id.clone(),
+                    position: Some(position),
                     warning,
                 };
                 if any_suppressed && is_suppressed(&sql, event, &config.identity)? {
