@@ -151,3 +151,35 @@ fn the_schema_names_every_condition_operator_and_field() {
         );
     }
 }
+
+#[test]
+fn evaluating_into_a_used_buffer_gives_the_same_answer() {
+    let segments = Segments::compile(&segment_files()).unwrap();
+    let spec = segments.spec().clone();
+    let t = at("2024-05-01T10:00:00Z");
+    let mut busy = visitor(t);
+    busy.country = Some("DE".into());
+    busy.device = Some("mobile".into());
+    apply(
+        &mut busy,
+        &spec,
+        &landing("/", "cpc", "google", "spring", t),
+    );
+    for i in 0..5 {
+        apply(&mut busy, &spec, &page("/pricing", t + i));
+        apply(&mut busy, &spec, &page("/docs/a", t + i));
+    }
+    apply(&mut busy, &spec, &track("Product Added", json!({}), t));
+    let quiet = visitor(t);
+
+    let mut out = weft_core::segment::Evaluation {
+        segments: vec!["left-over".into(); 6],
+        valid_until: Some(1),
+        bot: true,
+    };
+    for p in [&busy, &quiet, &busy, &busy] {
+        segments.evaluate_into(p, t + HOUR, &mut out);
+        assert_eq!(out, segments.evaluate(p, t + HOUR));
+    }
+    assert_eq!(out.segments.len(), 3, "{out:?}");
+}

@@ -166,10 +166,20 @@ impl Segments {
     /// window was written): `"7d"` covers the current day and the six before it, not
     /// exactly 168 hours. Recency conditions (`lastSeen`, `firstSeen`) are exact.
     pub fn evaluate(&self, profile: &Profile, now: Millis) -> Evaluation {
+        let mut out = Evaluation::default();
+        self.evaluate_into(profile, now, &mut out);
+        out
+    }
+
+    /// [`Segments::evaluate`] into an existing evaluation, reusing its name buffers.
+    ///
+    /// For loops over many profiles (backfill, alarms): after the first few calls, an
+    /// evaluation allocates nothing for the names it returns.
+    pub fn evaluate_into(&self, profile: &Profile, now: Millis, out: &mut Evaluation) {
         let mut cx = self.context(profile, now);
         let mut valid_until = None;
 
-        // Decide membership first, then allocate the names once at their exact count.
+        // Decide membership first, then write the names once at their exact count.
         let mut small = [0u64; 4];
         let mut large = Vec::new();
         let words = self.segments.len().div_ceil(64);
@@ -184,18 +194,26 @@ impl Segments {
                 bits[i / 64] |= 1 << (i % 64);
             }
         }
-        let count = bits.iter().map(|w| w.count_ones() as usize).sum();
-        let mut segments = Vec::with_capacity(count);
+        let count: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+        out.segments.truncate(count);
+        out.segments.reserve_exact(count - out.segments.len());
+        let mut written = 0;
         for (i, segment) in self.segments.iter().enumerate() {
-            if bits[i / 64] & (1 << (i % 64)) != 0 {
-                segments.push(segment.definition.name.clone());
+            if bits[i / 64] & (1 << (i % 64)) == 0 {
+                continue;
             }
+            let name = &segment.definition.name;
+            match out.segments.get_mut(written) {
+                Some(slot) => {
+                    slot.clear();
+                    slot.push_str(name);
+                }
+                None => out.segments.push(name.clone()),
+            }
+            written += 1;
         }
-        Evaluation {
-            segments,
-            valid_until,
-            bot: profile.bot,
-        }
+        out.valid_until = valid_until;
+        out.bot = profile.bot;
     }
 
     /// What `event` changes that these rules read; pass it to [`Segments::update`].
