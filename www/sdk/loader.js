@@ -102,10 +102,9 @@ function record(type, fields, o) {
   const given = Object.assign({}, type === "page" ? fields.properties : null, context.page);
   const [anonymousId, userId] = sdk.ids().split("\n");
   const touch = sdk.touch(
-    location.href,
-    document.referrer,
-    document.title,
-    ...PAGE_FIELDS.map((k) => (typeof given[k] === "string" ? given[k] : undefined)),
+    [location.href, document.referrer, document.title]
+      .concat(PAGE_FIELDS.map((k) => (typeof given[k] === "string" ? given[k] : "\x01")))
+      .join("\0"),
     !!context.campaign,
   );
   Object.assign(context, JSON.parse(touch), {
@@ -142,7 +141,8 @@ function flush(exit) {
   if (!exit && (inFlight || Date.now() < retryAt)) return;
   for (;;) {
     const room = KEEPALIVE_BUDGET - keepaliveBytes;
-    const batch = sdk.take(exit ? room : Math.min(room, BATCH_BYTES), BATCH_EVENTS);
+    const max = exit ? room : Math.min(room, BATCH_BYTES);
+    const batch = sdk.take(max, BATCH_EVENTS, new Date().toISOString());
     if (!batch) return;
     const head = batch.slice(0, batch.indexOf("\n")).split(" ");
     send(+head[0], batch.slice(head[0].length + head[1].length + 2), +head[1]);

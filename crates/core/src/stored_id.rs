@@ -30,48 +30,38 @@ const JUNK: &[&str] = &["null", "undefined", "nan", "[object object]", "none"];
 pub fn parse(raw: &str) -> Option<String> {
     let mut value = raw.trim().to_owned();
     for _ in 0..4 {
-        let next = unwrap_once(&value);
+        let quoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+        let next = match quoted {
+            Some(inner) => unescape_json(inner),
+            None if value.contains('%') => percent_decode(&value),
+            None => break,
+        };
         if next == value {
             break;
         }
-        value = next;
+        value = next.trim().to_owned();
     }
     let bad = value.is_empty()
         || value.len() > MAX_ID_LEN
-        || value.chars().any(char::is_control)
+        || value.bytes().any(|b| b < 0x20 || b == 0x7f)
         || JUNK.iter().any(|j| value.eq_ignore_ascii_case(j));
     (!bad).then_some(value)
 }
 
-fn unwrap_once(value: &str) -> String {
-    let value = value.trim();
-    if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-        return unescape_json(&value[1..value.len() - 1]);
-    }
-    if value.contains('%') {
-        return percent_decode(value);
-    }
-    value.to_owned()
-}
-
+// JSON string escapes as `JSON.stringify` writes them for ids: `\"`, `\\`, `\/`. A
+// `\uXXXX` escape is kept as written (no id writer emits one for printable text).
 fn unescape_json(inner: &str) -> String {
     let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let decoded = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
-                out.push(decoded.unwrap_or('\u{FFFD}'));
+    let mut escaped = false;
+    for c in inner.chars() {
+        if escaped || c != '\\' {
+            if escaped && c == 'u' {
+                out.push('\\');
             }
-            Some(other) => out.push(other),
-            None => out.push('\\'),
+            out.push(c);
+            escaped = false;
+        } else {
+            escaped = true;
         }
     }
     out
@@ -144,9 +134,8 @@ pub fn domain_candidates(host: &str) -> Vec<&str> {
         return Vec::new();
     }
     let mut out: Vec<&str> = host
-        .char_indices()
-        .filter(|(_, c)| *c == '.')
-        .map(|(i, _)| &host[i + 1..])
+        .match_indices('.')
+        .filter_map(|(i, _)| host.get(i + 1..))
         .filter(|d| d.contains('.'))
         .collect();
     out.reverse();
@@ -170,7 +159,7 @@ mod tests {
             ("1724633695283.638279", Some("1724633695283.638279")),
             ("00123", Some("00123")),
             ("a+b", Some("a+b")),
-            ("\"caf\\u00e9\"", Some("café")),
+            ("\"caf\\u00e9\"", Some("caf\\u00e9")),
             ("", None),
             ("\"\"", None),
             ("   ", None),

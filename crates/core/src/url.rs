@@ -33,25 +33,24 @@ pub struct Parts<'a> {
 /// IPv6 hosts keep their brackets, and a URL without `//` is read as relative, so
 /// `mailto:` and similar schemes yield no host.
 pub fn split(url: &str) -> Parts<'_> {
+    // Written without string slicing by index or substring search, which keeps the
+    // browser SDK's wasm small (no panic formatting, no two-way searcher).
     let url = url.trim();
     let url = url.split('#').next().unwrap_or(url);
-    let (before_query, query) = match url.find('?') {
-        Some(i) => (&url[..i], &url[i + 1..]),
-        None => (url, ""),
-    };
-    let Some(scheme_end) = before_query.find("//") else {
+    let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
+    let scheme_end = before_query.as_bytes().windows(2).position(|w| w == b"//");
+    let Some(rest) = scheme_end.and_then(|i| before_query.get(i + 2..)) else {
         return Parts {
             host: "",
             path: before_query,
             query,
         };
     };
-    let authority_and_path = &before_query[scheme_end + 2..];
-    let (authority, path) = match authority_and_path.find('/') {
-        Some(i) => (&authority_and_path[..i], &authority_and_path[i..]),
-        None => (authority_and_path, "/"),
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
     };
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if host_port.starts_with('[') {
         host_port.split_inclusive(']').next().unwrap_or(host_port)
     } else {
@@ -128,8 +127,8 @@ pub fn pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.find('=') {
-            Some(i) => (decode(&pair[..i]), decode(&pair[i + 1..])),
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => (decode(name), decode(value)),
             None => (decode(pair), String::new()),
         })
         .collect()

@@ -12,8 +12,6 @@
 //! holding the time it was written; JSON text never holds a raw newline or tab, so no
 //! parser is needed. Plain Rust, tested natively.
 
-use std::collections::VecDeque;
-
 use weft_core::session::decimal;
 
 /// One queued event.
@@ -39,7 +37,9 @@ pub enum Outcome {
 /// The bounded outbox.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    waiting: VecDeque<Item>,
+    // Oldest first. A Vec, not a VecDeque: drains at the front are rare and short, and the
+    // deque's code costs the wasm ~2 KB.
+    waiting: Vec<Item>,
     in_flight: Vec<(u32, Vec<Item>)>,
     next_batch: u32,
     bytes: usize,
@@ -86,16 +86,23 @@ impl Outbox {
             return;
         }
         self.bytes += item.json.len();
-        self.waiting.push_back(item);
+        self.waiting.push(item);
         self.enforce_bounds();
     }
 
     fn enforce_bounds(&mut self) {
-        while self.waiting.len() + self.in_flight() > self.max_count || self.bytes > self.max_bytes
-        {
-            let Some(old) = self.waiting.pop_front() else {
-                break;
-            };
+        let flying = self.in_flight();
+        let mut excess_bytes = self.bytes.saturating_sub(self.max_bytes);
+        let mut n = (self.waiting.len() + flying).saturating_sub(self.max_count);
+        while n < self.waiting.len() && excess_bytes > 0 {
+            excess_bytes = excess_bytes.saturating_sub(self.waiting[n].json.len());
+            n += 1;
+        }
+        self.drop_oldest(n.min(self.waiting.len()));
+    }
+
+    fn drop_oldest(&mut self, n: usize) {
+        for old in self.waiting.drain(..n) {
             self.bytes -= old.json.len();
             self.dropped += 1;
         }
@@ -105,10 +112,7 @@ impl Outbox {
     /// refuses the outbox's size; returns how many were dropped.
     pub fn shed(&mut self) -> usize {
         let n = (self.waiting.len() / 10).max(1).min(self.waiting.len());
-        for old in self.waiting.drain(..n) {
-            self.bytes -= old.json.len();
-            self.dropped += 1;
-        }
+        self.drop_oldest(n);
         n
     }
 
@@ -151,9 +155,7 @@ impl Outbox {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
         match outcome {
             Outcome::Retry => {
-                for item in items.into_iter().rev() {
-                    self.waiting.push_front(item);
-                }
+                self.waiting.splice(0..0, items);
                 return;
             }
             Outcome::Delivered => self.delivered = self.delivered.saturating_add(count),
@@ -207,10 +209,8 @@ impl Outbox {
                 });
             }
         }
-        for item in restored.into_iter().rev() {
-            self.bytes += item.json.len();
-            self.waiting.push_front(item);
-        }
+        self.bytes += restored.iter().map(|i| i.json.len()).sum::<usize>();
+        self.waiting.splice(0..0, restored);
         self.enforce_bounds();
         written
     }

@@ -13,12 +13,11 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use weft_core::session::Session;
 use weft_core::stored_id;
-use weft_core::time::format_rfc3339;
 
 use crate::browser::Browser;
 use crate::identity::{self, Jar, Stores, ANON_KEY, LEGACY_ANON_KEYS, LEGACY_USER_KEYS, USER_KEY};
 use crate::json::{quote, Obj};
-use crate::page::Page;
+use crate::page::{Page, FIELDS};
 use crate::queue::{body, Item, Outbox, Outcome};
 
 const SESSION_KEY: &str = "weft_ses";
@@ -328,30 +327,23 @@ pub fn reset(fresh_id: String) {
 /// by the event's explicit fields), `campaign` (from the page's search or URL, unless
 /// the event brings its own: `has_campaign`), `session`, and `idStorage: "memory"` when
 /// ids could not be persisted.
+///
+/// `fields` is one string, parts separated by NUL: the live `href`, `referrer` and
+/// `title`, then the event's own `url`, `path`, `search`, `referrer`, `title`, each
+/// either a value or the single character U+0001 for "not given". One string crosses
+/// the boundary with less glue than eight.
 #[wasm_bindgen]
-#[allow(clippy::too_many_arguments)]
-pub fn touch(
-    href: &str,
-    referrer: &str,
-    title: &str,
-    url: Option<String>,
-    path: Option<String>,
-    search: Option<String>,
-    given_referrer: Option<String>,
-    given_title: Option<String>,
-    has_campaign: bool,
-) -> String {
-    let page = Page::from_location(href, referrer, title).overridden(
-        [
-            ("url", url),
-            ("path", path),
-            ("search", search),
-            ("referrer", given_referrer),
-            ("title", given_title),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v))),
-    );
+pub fn touch(fields: &str, has_campaign: bool) -> String {
+    let mut parts = fields.split('\0');
+    let mut next = || parts.next().unwrap_or("");
+    let page = Page::from_location(next(), next(), next());
+    let overrides: Vec<(&str, String)> = FIELDS
+        .iter()
+        .map(|field| (*field, next()))
+        .filter(|(_, value)| *value != "\u{1}")
+        .map(|(field, value)| (field, value.to_owned()))
+        .collect();
+    let page = page.overridden(overrides);
     with(|sdk| sdk.touch(&page, has_campaign, now()))
 }
 
@@ -384,10 +376,10 @@ pub fn set_consent(state: &str) {
 }
 
 /// The next batch to send, as `"<batch> <bytes>\n<body>"`, whose body fits in `max_body`
-/// bytes; empty when nothing can be sent (nothing waits, consent not granted, or the
-/// oldest event does not fit).
+/// bytes and carries `sent_at` (RFC 3339, from the loader's clock); empty when nothing
+/// can be sent (nothing waits, consent not granted, or the oldest event does not fit).
 #[wasm_bindgen]
-pub fn take(max_body: u32, max_events: u32) -> String {
+pub fn take(max_body: u32, max_events: u32, sent_at: &str) -> String {
     with(|sdk| {
         if sdk.consent != Consent::Granted {
             return String::new();
@@ -395,7 +387,7 @@ pub fn take(max_body: u32, max_events: u32) -> String {
         let Some((batch, items)) = sdk.outbox.take(max_body as usize, max_events as usize) else {
             return String::new();
         };
-        let text = body(&items, &format_rfc3339(now()), &sdk.write_key_json);
+        let text = body(&items, sent_at, &sdk.write_key_json);
         let head = weft_core::session::decimal(i64::from(batch));
         let len = weft_core::session::decimal(text.len() as i64);
         [head.as_str(), " ", &len, "\n", &text].concat()

@@ -110,7 +110,7 @@ fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
     assert_eq!(weft_sdk::ids(), "anon-fixed-1\n");
     let event = ["{\"messageId\":\"m-1\",\"anonymousId\":\"anon-fixed-1\"}"].concat();
     weft_sdk::push("m-1".into(), event);
-    let batch = weft_sdk::take(65_536, 100);
+    let batch = weft_sdk::take(65_536, 100, "2024-01-01T00:00:00.000Z");
     let (head, body) = batch.split_once('\n').unwrap();
     assert!(head.starts_with("1 "), "{head}");
     let body = parse(body);
@@ -140,17 +140,17 @@ fn a_booted_sdk_keeps_the_stored_id_and_reads_the_campaign_of_the_page() {
     assert_eq!(browser.get(ANON_KEY).as_deref(), Some("kept-1"));
 
     let landing = "https://shop.example.com/landing?utm_source=newsletter&utm_content=hero";
-    let context = parse(&weft_sdk::touch(
+    let fields = [
         "https://shop.example.com/app",
         "",
         "App",
-        Some(landing.into()),
-        None,
-        None,
-        None,
-        None,
-        false,
-    ));
+        landing,
+        "\u{1}",
+        "\u{1}",
+        "\u{1}",
+        "\u{1}",
+    ];
+    let context = parse(&weft_sdk::touch(&fields.join("\0"), false));
     let text = |path: &[&str]| field(&context, path).as_string();
     assert_eq!(text(&["campaign", "source"]).as_deref(), Some("newsletter"));
     assert_eq!(text(&["campaign", "content"]).as_deref(), Some("hero"));
@@ -163,7 +163,7 @@ fn a_booted_sdk_keeps_the_stored_id_and_reads_the_campaign_of_the_page() {
         let json = ["{\"messageId\":\"", &id, "\",\"pad\":\"", &pad, "\"}"].concat();
         weft_sdk::push(id, json);
     }
-    let batch = weft_sdk::take(16_384, 100);
+    let batch = weft_sdk::take(16_384, 100, "2024-01-01T00:00:00.000Z");
     let (head, body) = batch.split_once('\n').unwrap();
     let bytes: usize = head.split(' ').nth(1).unwrap().parse().unwrap();
     assert_eq!(bytes, body.len());
