@@ -178,40 +178,13 @@ impl Segments {
     pub fn evaluate_into(&self, profile: &Profile, now: Millis, out: &mut Evaluation) {
         let mut cx = self.context(profile, now);
         let mut valid_until = None;
-
-        // Decide membership first, then write the names once at their exact count.
-        let mut small = [0u64; 4];
-        let mut large = Vec::new();
-        let words = self.segments.len().div_ceil(64);
-        let bits: &mut [u64] = if words <= small.len() {
-            &mut small[..words]
-        } else {
-            large.resize(words, 0);
-            &mut large
-        };
+        let mut members = Members::new(self.segments.len());
         for (i, segment) in self.segments.iter().enumerate() {
             if let Some(true) = judge(segment, &mut cx, &mut valid_until) {
-                bits[i / 64] |= 1 << (i % 64);
+                members.insert(i);
             }
         }
-        let count: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
-        out.segments.truncate(count);
-        out.segments.reserve_exact(count - out.segments.len());
-        let mut written = 0;
-        for (i, segment) in self.segments.iter().enumerate() {
-            if bits[i / 64] & (1 << (i % 64)) == 0 {
-                continue;
-            }
-            let name = &segment.definition.name;
-            match out.segments.get_mut(written) {
-                Some(slot) => {
-                    slot.clear();
-                    slot.push_str(name);
-                }
-                None => out.segments.push(name.clone()),
-            }
-            written += 1;
-        }
+        self.write_names(&members, out);
         out.valid_until = valid_until;
         out.bot = profile.bot;
     }
@@ -248,23 +221,31 @@ impl Segments {
         if previous.bot != profile.bot || previous.valid_until.is_some_and(|t| t <= now) {
             return self.evaluate(profile, now);
         }
-        let mut out = Evaluation {
-            segments: Vec::with_capacity(previous.segments.len() + 1),
-            valid_until: previous.valid_until,
-            bot: profile.bot,
-        };
+        let mut valid_until = previous.valid_until;
+        let mut members = Members::new(self.segments.len());
         let mut cx = self.context(profile, now);
-        for segment in &self.segments {
-            let name = &segment.definition.name;
+
+        // Both lists are sorted by name: walk the previous answer alongside.
+        let mut before = previous.segments.iter().peekable();
+        for (i, segment) in self.segments.iter().enumerate() {
+            let name = segment.definition.name.as_str();
+            while before.next_if(|b| b.as_str() < name).is_some() {}
+            let was = before.next_if(|b| b.as_str() == name).is_some();
             let member = if segment.reads.is_touched_by(touched) {
-                judge(segment, &mut cx, &mut out.valid_until).unwrap_or(false)
+                judge(segment, &mut cx, &mut valid_until).unwrap_or(false)
             } else {
-                previous.segments.binary_search(name).is_ok()
+                was
             };
             if member {
-                out.segments.push(name.clone());
+                members.insert(i);
             }
         }
+        let mut out = Evaluation {
+            segments: Vec::new(),
+            valid_until,
+            bot: profile.bot,
+        };
+        self.write_names(&members, &mut out);
         out
     }
 
@@ -296,6 +277,28 @@ impl Segments {
         Value::Object(out)
     }
 
+    /// Writes the names of `members` into `out.segments`, reusing its strings.
+    fn write_names(&self, members: &Members, out: &mut Evaluation) {
+        let count = members.len();
+        out.segments.truncate(count);
+        out.segments.reserve_exact(count - out.segments.len());
+        let names = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| members.contains(*i));
+        for (written, (_, segment)) in names.enumerate() {
+            let name = &segment.definition.name;
+            match out.segments.get_mut(written) {
+                Some(slot) => {
+                    slot.clear();
+                    slot.push_str(name);
+                }
+                None => out.segments.push(name.clone()),
+            }
+        }
+    }
+
     fn context<'p>(&'p self, profile: &'p Profile, now: Millis) -> Ctx<'p> {
         let slots = self.program.slots(profile, &self.spec, now);
         Ctx::new(profile, slots, now, self.program.leaves())
@@ -314,4 +317,48 @@ fn judge(segment: &Segment, cx: &mut Ctx<'_>, lapse: &mut Option<Millis>) -> Opt
         return None;
     }
     Some(eval::run(&segment.steps, cx, lapse))
+}
+
+/// A set of segment indexes; on the stack for up to 256 segments.
+enum Members {
+    Small([u64; 4]),
+    Large(Vec<u64>),
+}
+
+impl Members {
+    fn new(segments: usize) -> Members {
+        let words = segments.div_ceil(64);
+        if words <= 4 {
+            Members::Small([0; 4])
+        } else {
+            Members::Large(vec![0; words])
+        }
+    }
+
+    fn words(&self) -> &[u64] {
+        match self {
+            Members::Small(w) => w,
+            Members::Large(w) => w,
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        let words = match self {
+            Members::Small(w) => &mut w[..],
+            Members::Large(w) => &mut w[..],
+        };
+        if let Some(word) = words.get_mut(i / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.words()
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn len(&self) -> usize {
+        self.words().iter().map(|w| w.count_ones() as usize).sum()
+    }
 }
