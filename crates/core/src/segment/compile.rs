@@ -9,6 +9,8 @@
 //! - gives every trait name a slot and every counter-and-window pair a [`Window`];
 //!   evaluation looks each up once per profile ([`Slots`]) and the leaves read arrays.
 
+use std::cmp::Ordering;
+
 use serde_json::Value;
 
 use crate::profile::Profile;
@@ -246,13 +248,20 @@ impl Program {
     pub fn slots<'p>(&self, profile: &'p Profile, spec: &FeatureSpec, now: Millis) -> Slots<'p> {
         // Both the slot names and the profile's traits are sorted: one merge pass.
         let mut traits = Vec::with_capacity(self.traits.len());
-        let mut theirs = profile.traits.iter().peekable();
+        let mut theirs = profile.traits.iter();
+        let mut next = theirs.next();
         for name in &self.traits {
-            while theirs
-                .next_if(|(k, _)| k.as_str() < name.as_str())
-                .is_some()
-            {}
-            let value = theirs.next_if(|(k, _)| *k == name).map(|(_, t)| &t.value);
+            let value = loop {
+                let Some((key, t)) = next else { break None };
+                match key.as_str().cmp(name.as_str()) {
+                    Ordering::Less => next = theirs.next(),
+                    Ordering::Equal => {
+                        next = theirs.next();
+                        break Some(&t.value);
+                    }
+                    Ordering::Greater => break None,
+                }
+            };
             traits.push(value);
         }
         let now_bucket = |w: &Window| w.unit.bucket(now);
