@@ -285,6 +285,15 @@ fn read_event(
             ))
         }
     };
+    // The shape check below sees the event without its messageId: bound it here.
+    if message_id.len() > limits.max_string {
+        let msg = format!(
+            "messageId exceeds {} bytes (got {})",
+            limits.max_string,
+            message_id.len()
+        );
+        return Err((None, msg));
+    }
     let fail = |msg: String| (Some(message_id.clone()), msg);
 
     check_shape(&Value::Object(obj.clone()), limits, 0, &mut String::new()).map_err(fail)?;
@@ -734,6 +743,22 @@ mod tests {
             p.rejected[1].error.contains("deeper than 32"),
             "{:?}",
             p.rejected[1]
+        );
+    }
+
+    #[test]
+    fn a_message_id_longer_than_any_string_may_be_is_rejected_unechoed() {
+        let long = "m".repeat(16 * 1024 + 1);
+        let body = format!(
+            r#"{{"batch":[{{"messageId":"{long}","type":"page","anonymousId":"a"}},
+            {{"messageId":"ok","type":"page","anonymousId":"a"}}]}}"#
+        );
+        let p = read(&body);
+        assert_eq!(ids(&p), ["ok"]);
+        assert_eq!(p.rejected[0].message_id, None);
+        assert_eq!(
+            p.rejected[0].error,
+            "messageId exceeds 16384 bytes (got 16385)"
         );
     }
 

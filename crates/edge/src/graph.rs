@@ -26,7 +26,7 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlS
 use crate::archive;
 use crate::collect::{GraphWarning, Ingest, Stored};
 use crate::config::Config;
-use crate::decide::{anonymous_key, user_key, KV_BINDING};
+use crate::decide::{anonymous_key, user_key, KV_BINDING, MAX_ID_LEN};
 use crate::publish::{self, Action, Published};
 use crate::sql_store::{self, count, scalar, SqlStore};
 
@@ -932,11 +932,14 @@ fn read_evaluation(sql: &SqlStorage, id: ProfileId) -> worker::Result<Option<Eva
 }
 
 /// The KV keys a profile's decision doc is written under: each anonymous id and the
-/// user id.
+/// user id, when `/v1/decide` can be asked for it (at most [`MAX_ID_LEN`] bytes; a
+/// longer id would also overflow KV's 512-byte keys, and its write would fail on every
+/// alarm).
 pub fn decision_keys(profile: &Profile) -> Vec<String> {
     profile
         .identifiers
         .iter()
+        .filter(|held| held.id.value.len() <= MAX_ID_LEN)
         .filter_map(|held| match held.id.kind {
             IdKind::AnonymousId => Some(anonymous_key(&held.id.value)),
             IdKind::UserId => Some(user_key(&held.id.value)),
@@ -1109,6 +1112,28 @@ mod tests {
     fn metric_names_become_camel_case() {
         assert_eq!(camel("decisions_written"), "decisionsWritten");
         assert_eq!(camel("accepted"), "accepted");
+    }
+
+    #[test]
+    fn ids_too_long_for_decide_get_no_decision_doc() {
+        let mut profile = Profile::new(1, 0);
+        for (kind, value) in [
+            (IdKind::AnonymousId, "a".repeat(MAX_ID_LEN)),
+            (IdKind::AnonymousId, "b".repeat(512)),
+            (IdKind::UserId, "u-1".to_owned()),
+            (IdKind::Other("email".into()), "x@example.com".to_owned()),
+        ] {
+            profile.identifiers.push(weft_core::profile::Held {
+                id: Identifier::new(kind, value),
+                first_seen: 0,
+            });
+        }
+        let keys = decision_keys(&profile);
+        assert_eq!(
+            keys,
+            [anonymous_key(&"a".repeat(MAX_ID_LEN)), user_key("u-1")]
+        );
+        assert!(keys.iter().all(|k| k.len() <= 512));
     }
 
     #[test]
