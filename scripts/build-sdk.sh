@@ -8,8 +8,9 @@
 #   www/snippet.js  --esbuild, minified-->  www/snippet.min.js (committed: the docs show it)
 #
 # What a page downloads: the snippet (inline), weft.js and weft_sdk_bg.wasm. The total of
-# their gzip -9 sizes is printed; `WEFT_SDK_TWIGGY=1` also prints where the wasm's bytes go
-# (needs `cargo install twiggy`).
+# their gzip -9 sizes is printed, then the peers' bundles found in node_modules measured the
+# same way; `WEFT_SDK_TWIGGY=1` also prints where the wasm's bytes go (`cargo install
+# twiggy`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,9 +50,17 @@ wasm=$(gz "$OUT/weft_sdk_bg.wasm")
 total=$((snippet + glue + wasm))
 printf 'sdk size (gzip -9): snippet %d B, loader+glue %d B, wasm %d B (raw %d B), total %d B\n' \
   "$snippet" "$glue" "$wasm" "$(wc -c < "$OUT/weft_sdk_bg.wasm")" "$total"
+# Peers' browser bundles installed by npm, measured the same way in the same run.
+for peer in node_modules/@segment/analytics-next/dist/umd/standalone.js; do
+  [[ -f "$peer" ]] && printf 'peer size (gzip -9): %s %d B\n' "$peer" "$(gz "$peer")"
+done
 if [[ "${WEFT_SDK_TWIGGY:-0}" == 1 ]] && command -v twiggy >/dev/null; then
+  named="$ROOT/target/weft-sdk-named"
+  rm -rf "$named"
+  wasm-bindgen --target web --no-typescript --out-dir "$named" \
+    target/wasm32-unknown-unknown/release/weft_sdk.wasm
   "$WASM_OPT" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "target/wasm32-unknown-unknown/release/weft_sdk.wasm" -o "$ROOT/target/weft_sdk_named.wasm"
-  twiggy top -n 25 "$ROOT/target/weft_sdk_named.wasm"
+    "$named/weft_sdk_bg.wasm" -o "$named/named.wasm"
+  twiggy top -n 25 "$named/named.wasm"
 fi

@@ -94,9 +94,9 @@ impl Session {
     /// Reads the stored form back; `None` when it is damaged.
     pub fn parse(text: &str) -> Option<Session> {
         let mut parts = text.splitn(4, '.');
-        let start = parts.next()?.parse().ok()?;
-        let count = parts.next()?.parse().ok()?;
-        let last = parts.next()?.parse().ok()?;
+        let start = parse_decimal(parts.next()?)?;
+        let count = u64::try_from(parse_decimal(parts.next()?)?).ok()?;
+        let last = parse_decimal(parts.next()?)?;
         let campaign = parts.next().unwrap_or("").to_owned();
         (count > 0).then_some(Session {
             start,
@@ -104,6 +104,36 @@ impl Session {
             last,
             campaign,
         })
+    }
+}
+
+/// Reads a decimal integer (an optional `-`, then digits); `None` for anything else or
+/// an overflow. Smaller in wasm than `str::parse`.
+///
+/// ```
+/// use weft_core::session::parse_decimal;
+/// assert_eq!(parse_decimal("-120"), Some(-120));
+/// assert_eq!(parse_decimal("12a"), None);
+/// ```
+pub fn parse_decimal(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(b - b'0'))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
     }
 }
 
@@ -171,9 +201,13 @@ mod tests {
     }
 
     #[test]
-    fn decimals_match_the_standard_formatting() {
+    fn decimals_match_the_standard_formatting_and_parsing() {
         for value in [0, 7, 10, -1, 1_700_000_000_123, i64::MAX, i64::MIN] {
             assert_eq!(decimal(value), value.to_string());
+            assert_eq!(parse_decimal(&decimal(value)), Some(value));
+        }
+        for text in ["", "-", "1.5", " 1", "9223372036854775808", "+1"] {
+            assert_eq!(parse_decimal(text), None, "{text}");
         }
     }
 }

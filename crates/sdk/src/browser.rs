@@ -5,10 +5,27 @@
 //! later access catches its exception too, so nothing the browser throws reaches the
 //! host page (field report `storage-throws-fallback`).
 
-use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use web_sys::{HtmlDocument, Storage};
 
 use crate::identity::Stores;
+
+// `globalThis.document` and `globalThis.localStorage`, bound directly: web-sys's
+// `window()` costs four global lookups and an `instanceof` in the JavaScript glue.
+#[wasm_bindgen]
+extern "C" {
+    type Global;
+
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL: Global;
+
+    #[wasm_bindgen(method, structural, getter)]
+    fn document(this: &Global) -> Option<HtmlDocument>;
+
+    // Throws in Safari private mode and when site data is blocked.
+    #[wasm_bindgen(method, structural, catch, getter, js_name = localStorage)]
+    fn local_storage(this: &Global) -> Result<Option<Storage>, JsValue>;
+}
 
 /// The page's cookie jar and localStorage, either of which may be missing.
 pub struct Browser {
@@ -19,13 +36,11 @@ pub struct Browser {
 impl Browser {
     /// Opens the stores of the current page, probing localStorage.
     pub fn open() -> Browser {
-        let window = web_sys::window();
-        let document = window
-            .as_ref()
-            .and_then(|w| w.document())
-            .map(|d| d.unchecked_into::<HtmlDocument>());
-        let local = window
-            .and_then(|w| w.local_storage().ok().flatten())
+        let document = GLOBAL.with(Global::document);
+        let local = GLOBAL
+            .with(Global::local_storage)
+            .ok()
+            .flatten()
             .filter(|s| {
                 s.set_item("weft_probe", "1").is_ok() && s.remove_item("weft_probe").is_ok()
             });

@@ -106,7 +106,10 @@ fn search_of(query: &str) -> String {
     if query.is_empty() {
         String::new()
     } else {
-        ["?", query].concat()
+        let mut search = String::with_capacity(query.len() + 1);
+        search.push('?');
+        search.push_str(query);
+        search
     }
 }
 

@@ -12,7 +12,7 @@
 //! holding the time it was written; JSON text never holds a raw newline or tab, so no
 //! parser is needed. Plain Rust, tested natively.
 
-use weft_core::session::decimal;
+use weft_core::session::{decimal, parse_decimal};
 
 /// One queued event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ impl Outbox {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
         match outcome {
             Outcome::Retry => {
-                self.waiting.splice(0..0, items);
+                self.waiting = prepend(items, &mut self.waiting);
                 return;
             }
             Outcome::Delivered => self.delivered = self.delivered.saturating_add(count),
@@ -187,7 +187,7 @@ impl Outbox {
     /// returns the time the stored form was written (0 when unreadable).
     pub fn restore(&mut self, text: &str) -> i64 {
         let mut lines = text.split('\n');
-        let written = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+        let written = lines.next().and_then(parse_decimal).unwrap_or(0);
         let mut restored: Vec<Item> = Vec::new();
         for line in lines {
             let Some((id, json)) = line.split_once('\t') else {
@@ -210,10 +210,16 @@ impl Outbox {
             }
         }
         self.bytes += restored.iter().map(|i| i.json.len()).sum::<usize>();
-        self.waiting.splice(0..0, restored);
+        self.waiting = prepend(restored, &mut self.waiting);
         self.enforce_bounds();
         written
     }
+}
+
+// `front` followed by `rest`, emptying `rest` (cheaper in wasm than `Vec::splice`).
+fn prepend(mut front: Vec<Item>, rest: &mut Vec<Item>) -> Vec<Item> {
+    front.append(rest);
+    front
 }
 
 /// Bytes of a request body around its events, with room for a long write key.

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
-use weft_core::session::Session;
+use weft_core::session::{parse_decimal, Session};
 use weft_core::stored_id;
 
 use crate::browser::Browser;
@@ -75,6 +75,15 @@ thread_local! {
 
 fn with<T: Default>(f: impl FnOnce(&mut Sdk) -> T) -> T {
     SDK.with(|cell| cell.borrow_mut().as_mut().map(f).unwrap_or_default())
+}
+
+// Joins strings; smaller in wasm than `concat` and `join`, which are generic.
+fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
 }
 
 fn now() -> i64 {
@@ -156,7 +165,7 @@ impl Sdk {
     }
 
     fn queue_key(&self) -> String {
-        [QUEUE_PREFIX, &self.tab].concat()
+        cat(&[QUEUE_PREFIX, &self.tab])
     }
 
     fn save_ids(&mut self) {
@@ -390,7 +399,7 @@ pub fn take(max_body: u32, max_events: u32, sent_at: &str) -> String {
         let text = body(&items, sent_at, &sdk.write_key_json);
         let head = weft_core::session::decimal(i64::from(batch));
         let len = weft_core::session::decimal(text.len() as i64);
-        [head.as_str(), " ", &len, "\n", &text].concat()
+        cat(&[&head, " ", &len, "\n", &text])
     })
 }
 
@@ -421,24 +430,25 @@ pub fn persist() {
     with(Sdk::persist);
 }
 
-/// Tab ids (newline-separated) of other tabs' outboxes last written at least `stale_ms`
+/// Tab ids (each followed by a newline) of other tabs' outboxes last written at least `stale_ms`
 /// ago: candidates for adoption (the loader adopts only those whose Web Lock it gets).
 #[wasm_bindgen]
 pub fn orphans(stale_ms: f64) -> String {
     with(|sdk| {
         let now = now();
-        let mut out = Vec::new();
+        let mut out = String::new();
         for tab in sdk.stores.keys_with_prefix(QUEUE_PREFIX) {
             let written = sdk
                 .stores
-                .get(&[QUEUE_PREFIX, &tab].concat())
-                .and_then(|t| t.split('\n').next().and_then(|l| l.parse::<i64>().ok()))
+                .get(&cat(&[QUEUE_PREFIX, &tab]))
+                .and_then(|t| t.split('\n').next().and_then(parse_decimal))
                 .unwrap_or(0);
             if tab != sdk.tab && (now - written) as f64 >= stale_ms {
-                out.push(tab);
+                out.push_str(&tab);
+                out.push('\n');
             }
         }
-        out.join("\n")
+        out
     })
 }
 
@@ -449,7 +459,7 @@ pub fn adopt(tab: &str) {
         if sdk.consent != Consent::Granted || tab == sdk.tab {
             return;
         }
-        let key = [QUEUE_PREFIX, tab].concat();
+        let key = cat(&[QUEUE_PREFIX, tab]);
         if let Some(text) = sdk.stores.get(&key) {
             sdk.outbox.restore(&text);
             sdk.persist();
