@@ -138,7 +138,9 @@ function changed() {
 function flush(exit) {
   clearTimeout(flushTimer);
   flushTimer = 0;
-  if (!exit && (inFlight || Date.now() < retryAt)) return;
+  // A collector that asked to wait (429, backoff) is not hammered at page exit either: the
+  // outbox is persisted, and the next page sends it.
+  if (Date.now() < retryAt || (!exit && inFlight)) return;
   for (;;) {
     const room = KEEPALIVE_BUDGET - keepaliveBytes;
     const max = exit ? room : Math.min(room, BATCH_BYTES);
@@ -188,6 +190,8 @@ function exit() {
 }
 
 const api = {
+  // Already loaded: a second snippet on the page finds `load` and leaves the API alone.
+  load() {},
   page(...a) {
     const names = [];
     while (typeof a[0] === "string" && names.length < 2) names.push(a.shift());
