@@ -22,8 +22,9 @@ use crate::url;
 pub struct Touchpoint {
     /// When the touch happened.
     pub at: Millis,
-    /// `direct`, `organic_search`, `paid_search`, `social`, `paid_social`, `email`,
-    /// `referral`, `internal`, ...
+    /// A [`Channel`] name: `direct`, `organic_search`, `paid_search`, `social`,
+    /// `paid_social`, `email`, `display`, `affiliate`, `campaign` or `referral`
+    /// (`internal` visits make no touchpoint).
     pub channel: String,
     /// `utm_source`, or the referring host's name when there is no campaign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
