@@ -27,7 +27,7 @@ E2E_FILES ?= tests/**/*.test.mjs
 E2E_FLAGS ?= --test-concurrency=1 --test-timeout=600000
 
 .PHONY: help setup build build-sdk build-worker dev test fmt-check clippy unit-test doc \
-	dry-run e2e bench fuzz fuzz-build
+	dry-run e2e bench fuzz fuzz-build load fault
 
 help:
 	@echo "make dev    set up, build, run weft at http://127.0.0.1:8787 (Ctrl-C stops it)"
@@ -35,6 +35,7 @@ help:
 	@echo "steps:      setup build build-sdk build-worker fmt-check clippy unit-test doc"
 	@echo "            dry-run e2e bench fuzz-build"
 	@echo "make fuzz   fuzz the payload parser for FUZZ_SECONDS (default 300)"
+	@echo "make load   30 s at saturation against the built worker; make fault: crash mid-load"
 
 setup:
 	scripts/setup.sh
@@ -100,3 +101,13 @@ fuzz-build:
 fuzz:
 	cargo +nightly fuzz run payload fuzz/corpus/payload -- \
 		-max_total_time=$(FUZZ_SECONDS) -dict=fuzz/payload.dict
+
+# Load and fault runs against the built worker (run `make build-worker` first): LOAD_ARGS
+# passes options, e.g. LOAD_ARGS="--seconds 60 --connections 16".
+LOAD_ARGS ?=
+
+load:
+	scripts/load.sh $(LOAD_ARGS)
+
+fault:
+	scripts/load.sh --fault $(LOAD_ARGS)

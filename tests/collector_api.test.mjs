@@ -138,7 +138,7 @@ describe("collector api", () => {
     }
   });
 
-  test("gzip bodies are inflated, and refused with 413 once they inflate past 500 KiB", async () => {
+  test("gzip bodies are inflated, and refused with 413 past 500 KiB inflated", async () => {
     const ok = await post(worker.url, "/v1/batch", { batch: [pageEvent(uid("gz"))] }, {
       gzip: true,
     });
@@ -193,7 +193,7 @@ describe("collector api", () => {
     assert.match(res.json.rejected[0].error, /^event exceeds 32 KiB/);
   });
 
-  test("invalid events are listed with index, messageId and fault; valid ones are kept", async () => {
+  test("invalid events are listed with index, messageId and fault; valid ones kept", async () => {
     const anon = uid("mixed");
     const batch = [
       pageEvent(anon),

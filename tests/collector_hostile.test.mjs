@@ -35,7 +35,8 @@ const CASES = [
   ["batch of scalars", `{${KEY},"batch":[null,1,"s",[],true,{}]}`],
   ["writeKey is a number", `{"writeKey":5,"batch":[{${PAGE},"messageId":"wk"}]}`],
   ["type is a number", `{${KEY},"batch":[{"type":5,"anonymousId":"a","messageId":"t"}]}`],
-  ["anonymousId is an object", `{${KEY},"batch":[{"type":"page","anonymousId":{},"messageId":"o"}]}`],
+  ["anonymousId is an object",
+    `{${KEY},"batch":[{"type":"page","anonymousId":{},"messageId":"o"}]}`],
   ["messageId is an object", `{${KEY},"batch":[{${PAGE},"messageId":{"id":1}}]}`],
   ["properties is an array", `{${KEY},"batch":[{${PAGE},"messageId":"p","properties":[1]}]}`],
   ["context is a string", `{${KEY},"batch":[{${PAGE},"messageId":"c","context":"ctx"}]}`],
@@ -85,9 +86,11 @@ const CASES = [
     `"properties":{"a":[${Array(10_000).fill("1").join(",")}]}}]}`],
   ["2000 one-byte-short events", `{${KEY},"batch":[${Array(2_000).fill("{}").join(",")}]}`],
   // Long strings and ids.
-  ["a 20 KiB anonymous id", `{${KEY},"batch":[{"type":"page","anonymousId":"${"a".repeat(20_000)}",` +
+  ["a 20 KiB anonymous id",
+    `{${KEY},"batch":[{"type":"page","anonymousId":"${"a".repeat(20_000)}",` +
     `"messageId":"long-anon"}]}`],
-  ["a 512-byte anonymous id", `{${KEY},"batch":[{"type":"page","anonymousId":"${"k".repeat(512)}",` +
+  ["a 512-byte anonymous id",
+    `{${KEY},"batch":[{"type":"page","anonymousId":"${"k".repeat(512)}",` +
     `"messageId":"kv-key"}]}`],
   ["a 1 KiB user id", `{${KEY},"batch":[{"type":"identify","userId":"${"u".repeat(1_024)}",` +
     `"messageId":"long-user"}]}`],

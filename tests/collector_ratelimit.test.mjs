@@ -26,7 +26,9 @@ async function driveOverTheLimit(url, options = {}) {
   for (let i = 0; i < 20; i++) {
     const body = batchOf(10);
     const res = await post(url, "/v1/batch", body, options);
-    if (res.status === 429) return { accepted, refused: res, body, seconds: (Date.now() - started) / 1e3 };
+    if (res.status === 429) {
+      return { accepted, refused: res, body, seconds: (Date.now() - started) / 1e3 };
+    }
     assert.equal(res.status, 200, res.text);
     accepted += res.json.accepted;
   }
@@ -82,7 +84,7 @@ describe("rate limit per write key", () => {
     assert.equal(other.json.accepted, 10);
   });
 
-  test("a refused request is refused whole, and a body with nothing valid is still a 400", async () => {
+  test("a refused request is refused whole; a body with nothing valid is still a 400", async () => {
     await new Promise((ok) => setTimeout(ok, (BURST / PER_SECOND) * 1_000));
     await driveOverTheLimit(worker.url);
     const mixed = batchOf(30);

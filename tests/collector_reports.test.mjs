@@ -118,7 +118,8 @@ describe("collector field reports", () => {
     test("dedupe-batch-by-messageid", async () => {
       const anon = uid("dedupe");
       const [a, b, c] = [uid("a"), uid("b"), uid("c")];
-      const seen = await post(worker.url, "/v1/batch", { batch: [trackEvent(anon, { messageId: a })] });
+      const first = { batch: [trackEvent(anon, { messageId: a })] };
+      const seen = await post(worker.url, "/v1/batch", first);
       assert.equal(seen.json.accepted, 1);
 
       const before = await metrics(worker.url);
@@ -235,7 +236,10 @@ describe("collector field reports", () => {
       const ids = [uid("f"), uid("p")];
       const hourAgo = new Date(Date.now() - 3_600 * SECOND).toISOString();
       const batch = [
-        trackEvent(anon, { messageId: ids[0], timestamp: new Date(Date.now() + DAY).toISOString() }),
+        trackEvent(anon, {
+          messageId: ids[0],
+          timestamp: new Date(Date.now() + DAY).toISOString(),
+        }),
         trackEvent(anon, { messageId: ids[1], timestamp: hourAgo }),
       ];
       const res = await post(worker.url, "/v1/batch", { batch });
@@ -248,7 +252,7 @@ describe("collector field reports", () => {
       assert.equal(byId[ids[1]].timestamp, new Date(Date.parse(hourAgo)).toISOString());
     });
 
-    test("timestamps after sentAt, or before 1970, are stored as receivedAt and flagged", async () => {
+    test("timestamps after sentAt or before 1970 are stored as receivedAt, flagged", async () => {
       const anon = uid("odd-clock");
       const ids = [uid("after-sent"), uid("epoch")];
       const batch = [
@@ -281,7 +285,11 @@ describe("collector field reports", () => {
 
     /** Sends one visitor's events with the same user agent in the event and the request. */
     async function visit(anon, userAgent, events, options = {}) {
-      const batch = events.map((e) => ({ ...e, anonymousId: anon, context: { userAgent, ...e.context } }));
+      const batch = events.map((e) => ({
+        ...e,
+        anonymousId: anon,
+        context: { userAgent, ...e.context },
+      }));
       const res = await post(worker.url, "/v1/batch", { batch }, {
         headers: { "user-agent": options.requestUserAgent ?? userAgent },
         writeKey: options.writeKey,
@@ -369,7 +377,7 @@ describe("collector field reports", () => {
       }
     });
 
-    test("a human's event makes a profile a visitor again, flagged events stay stored", async () => {
+    test("a human's event makes a profile a visitor again; bot events stay stored", async () => {
       const anon = uid("mixed-ua");
       await visit(anon, AHREFS, [{ type: "page", messageId: uid("m") }]);
       assert.equal((await profile(worker.url, `anonymous_id:${anon}`)).bot, true);
@@ -420,7 +428,7 @@ describe("collector field reports", () => {
       );
     });
 
-    test("a _ga pair or a whole cookie header in a configured field gives the client id", async () => {
+    test("a _ga pair or a whole cookie header in a configured field gives the id", async () => {
       const anon = uid("ga-header");
       const clientId = `${Date.now()}.42`;
       const batch = [

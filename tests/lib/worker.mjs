@@ -11,6 +11,10 @@
 //! Instances still running when the test process exits, is interrupted or dies of an
 //! uncaught error are killed with KILL, so no workerd outlives its test.
 //!
+//! `kill()` ends the group the way a crash would (KILL by default) but keeps the folder, and
+//! `restart()` starts the worker again on the same port and folder, so a test can check what
+//! survived a crash of the runtime.
+//!
 //! Limitations: a test process killed with SIGKILL runs no handler, so its workers live on;
 //! `pgrep -f "weft-worker-"` finds them by their persist folder.
 //!
@@ -24,6 +28,7 @@
 //!   const worker = await startWorker();      // or startWorker({ vars: { KEY: "v" } })
 //!   t.after(() => worker.stop());             // or after(...) in a describe block
 //!   const res = await fetch(`${worker.url}/v1/decide?anonymousId=a`);
+//!   await worker.restart();                   // crash (KILL) and start on the same state
 //!
 //! Environment: WEFT_TEST_LOG=1 echoes wrangler's output to stderr as it runs;
 //! WEFT_WRANGLER_CONFIG names another wrangler configuration to run instead of the root one.
@@ -71,7 +76,10 @@ let exitHooksInstalled = false;
  * @param {{ after: (fn: () => unknown) => void }} [options.t] a node:test context: when
  *   given, the instance is stopped after that test, failed or not
  * @returns {Promise<{ url: string, port: number, persistDir: string, pgid: number,
- *   logs: () => string, pids: () => number[], stop: () => Promise<void> }>}
+ *   logs: () => string, pids: () => number[], stop: () => Promise<void>,
+ *   kill: (signal?: string) => Promise<void>,
+ *   restart: (options?: { signal?: string, readyTimeoutMs?: number }) => Promise<void> }>}
+ *   `pgid` is the current group's: `restart()` changes it.
  */
 export async function startWorker(options = {}) {
   const {
@@ -109,14 +117,53 @@ export async function startWorker(options = {}) {
     args.push("--var", `${key}:${value}`);
   }
 
+  const url = `http://127.0.0.1:${port}`;
+  const lines = [];
+  let stopping = null;
+  let group = null;
+  const instance = {
+    url,
+    port,
+    persistDir,
+    pgid: 0,
+    logs: () => lines.join("\n"),
+    pids: () => groupMembers(instance.pgid),
+    stop: () => (stopping ??= stopGroup(instance)),
+    kill: async (signal = "SIGKILL") => {
+      signalGroup(instance.pgid, signal);
+      if (!(await groupGone(instance.pgid, 10_000))) {
+        signalGroup(instance.pgid, "SIGKILL");
+        if (!(await groupGone(instance.pgid, 5_000))) {
+          throw new Error(`group ${instance.pgid} survived KILL`);
+        }
+      }
+    },
+    restart: async ({ signal = "SIGKILL", readyTimeoutMs: timeout = readyTimeoutMs } = {}) => {
+      if (stopping) throw new Error("restart() after stop()");
+      await instance.kill(signal);
+      lines.push(`--- harness: restarted after ${signal} ---`);
+      group = launch(args, lines);
+      instance.pgid = group.pgid;
+      await untilReady(instance, group, timeout);
+    },
+  };
+  group = launch(args, lines);
+  instance.pgid = group.pgid;
+  running.add(instance);
+  t?.after(() => instance.stop());
+  await untilReady(instance, group, readyTimeoutMs);
+  return instance;
+}
+
+/** Spawns wrangler in a new process group, keeping its output in `lines`. */
+function launch(args, lines) {
   const child = spawn(existsSync(NODE22) ? NODE22 : process.execPath, args, {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
     env: workerEnv(),
   });
-  const pgid = child.pid;
-  const lines = [];
+  const group = { pgid: child.pid, exited: null };
   const keep = (chunk) => {
     const text = chunk.toString();
     if (process.env.WEFT_TEST_LOG) process.stderr.write(text);
@@ -125,46 +172,35 @@ export async function startWorker(options = {}) {
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
-  let exited = null;
   child.on("exit", (code, signal) => {
-    exited = { code, signal };
+    group.exited = { code, signal };
   });
   // A forgotten stop() must not keep the test process alive: the exit hook kills the group.
   child.unref();
   child.stdout.unref?.();
   child.stderr.unref?.();
+  return group;
+}
 
-  const url = `http://127.0.0.1:${port}`;
-  let stopping = null;
-  const instance = {
-    url,
-    port,
-    persistDir,
-    pgid,
-    logs: () => lines.join("\n"),
-    pids: () => groupMembers(pgid),
-    stop: () => (stopping ??= stopGroup(instance)),
-  };
-  running.add(instance);
-  t?.after(() => instance.stop());
-
+/** Waits until the instance answers HTTP; stops it and throws when it dies or is late. */
+async function untilReady(instance, group, readyTimeoutMs) {
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
-    if (exited) {
+    if (group.exited) {
       await instance.stop();
-      const status = exited.code ?? exited.signal;
+      const status = group.exited.code ?? group.exited.signal;
       throw new Error(`wrangler dev exited before answering (${status}):\n${instance.logs()}`);
     }
-    if (await answers(url)) break;
+    if (await answers(instance.url)) return;
     if (Date.now() > deadline) {
       await instance.stop();
       throw new Error(
-        `wrangler dev did not answer on ${url} within ${readyTimeoutMs} ms:\n${instance.logs()}`,
+        `wrangler dev did not answer on ${instance.url} within ${readyTimeoutMs} ms:\n` +
+          instance.logs(),
       );
     }
     await sleep(100);
   }
-  return instance;
 }
 
 /**
