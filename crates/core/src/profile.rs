@@ -153,23 +153,17 @@ impl Profile {
         }
 
         let latest = self.events == 0 || at >= self.last_seen;
-        let newer = |field: &Option<String>| latest || field.is_none();
-        if let Some(country) = &event.weft.country {
-            if newer(&self.country) {
-                self.country = Some(country.clone());
-            }
-        }
-        if let Some(device) = &event.weft.device {
-            if newer(&self.device) {
-                self.device = Some(device.clone());
-            }
-        }
-        if event.kind == EventKind::Group {
-            if let Some(group) = &event.group_id {
-                if newer(&self.account) {
-                    self.account = Some(group.clone());
+        let update = |field: &mut Option<String>, value: &Option<String>| {
+            if let Some(value) = value {
+                if (latest || field.is_none()) && field.as_ref() != Some(value) {
+                    *field = Some(value.clone());
                 }
             }
+        };
+        update(&mut self.country, &event.weft.country);
+        update(&mut self.device, &event.weft.device);
+        if event.kind == EventKind::Group {
+            update(&mut self.account, &event.group_id);
         }
 
         if self.events == 0 {

@@ -33,7 +33,8 @@ use crate::time::{Millis, DAY};
 #[serde(default, deny_unknown_fields)]
 pub struct KindRule {
     /// The most identifiers of this kind one profile holds (within `window_days`, when
-    /// set). `user_id` is always 1, whatever is configured: two user ids are two people.
+    /// set); at least 1. `user_id` is always 1, whatever is configured: two user ids are
+    /// two people.
     pub limit: u32,
     /// When set, the limit counts only identifiers first seen within any window of this
     /// many days, so a person may collect anonymous ids over the years but not dozens a
@@ -127,6 +128,8 @@ impl IdentityConfig {
             rule.limit = 1;
             rule.window_days = None;
         }
+        // A limit of 0 would leave events with nothing to attribute them by.
+        rule.limit = rule.limit.max(1);
         rule
     }
 

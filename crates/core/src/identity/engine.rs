@@ -288,6 +288,25 @@ fn resolve<S: Store + ?Sized>(
         }
     }
 
+    // A new visitor: one identifier, known to no profile, can break no limit.
+    if let [only] = candidates.as_slice() {
+        if only.owner.is_none() {
+            let held = Held {
+                id: only.found.id.clone(),
+                first_seen: event.timestamp,
+            };
+            let mut profile = Profile::new(store.next_profile_id()?, event.timestamp);
+            store.link(&held, profile.id)?;
+            profile.identifiers.push(held);
+            profile.observe(event, spec);
+            store.append_event(profile.id, event)?;
+            out.profile = Some(profile.id);
+            out.changed.push(profile.id);
+            store.save(profile)?;
+            return Ok(out);
+        }
+    }
+
     let mut group: Vec<Profile> = Vec::new();
     let mut refused: Vec<Profile> = Vec::new();
     let mut new_ids: Vec<Held> = Vec::new();
@@ -415,14 +434,11 @@ fn refusal(
     cand: &Candidate<'_>,
 ) -> Option<Refusal> {
     let mut parts: Vec<&[Held]> = group.iter().map(|p| p.identifiers.as_slice()).collect();
-    let mut added: Vec<Held>;
-    let new: &[Held] = if cand.owner.is_some() {
+    let new: &[&[Held]] = if cand.owner.is_some() {
         parts.push(incoming);
-        new_ids
+        &[new_ids]
     } else {
-        added = new_ids.to_vec();
-        added.extend_from_slice(incoming);
-        &added
+        &[new_ids, incoming]
     };
     let kind = limits::broken(config, &parts, new)?;
     if kind == IdKind::UserId {

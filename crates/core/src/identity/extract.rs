@@ -96,17 +96,23 @@ impl<'c> Extracted<'c> {
 
 /// The string (or number, as text) at a dotted path from the event's root.
 fn lookup(event: &Event, path: &str) -> Option<String> {
-    let (root, rest) = path.split_once('.').unwrap_or((path, ""));
+    let (root, mut rest) = path.split_once('.')?;
     let map = match root {
         "traits" => &event.traits,
         "context" => &event.context,
         "properties" => &event.properties,
         _ => return None,
     };
-    let mut parts = rest.split('.');
-    let mut value = map.get(parts.next()?)?;
-    for key in parts {
+    if map.is_empty() {
+        return None;
+    }
+    let (first, tail) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut value = map.get(first)?;
+    rest = tail;
+    while !rest.is_empty() {
+        let (key, tail) = rest.split_once('.').unwrap_or((rest, ""));
         value = value.as_object()?.get(key)?;
+        rest = tail;
     }
     match value {
         Value::String(s) => Some(s.clone()),

@@ -25,11 +25,17 @@ pub(crate) fn fits(times: &mut [Millis], rule: KindRule) -> bool {
     times.windows(limit + 1).all(|w| w[limit] - w[0] >= window)
 }
 
-/// The first kind whose limit a profile made of `parts` plus `new` would break, if any.
+/// The first kind whose limit a profile made of `parts` plus the new identifiers `new`
+/// would break, if any.
 ///
 /// A kind held by only one existing part, and not added to, is left as it is.
-pub(crate) fn broken(config: &IdentityConfig, parts: &[&[Held]], new: &[Held]) -> Option<IdKind> {
-    let all = parts.iter().flat_map(|p| p.iter()).chain(new.iter());
+pub(crate) fn broken(
+    config: &IdentityConfig,
+    parts: &[&[Held]],
+    new: &[&[Held]],
+) -> Option<IdKind> {
+    let new = || new.iter().flat_map(|n| n.iter());
+    let all = parts.iter().flat_map(|p| p.iter()).chain(new());
     let mut seen: Vec<&IdKind> = Vec::new();
     for held in all {
         let kind = &held.id.kind;
@@ -37,7 +43,7 @@ pub(crate) fn broken(config: &IdentityConfig, parts: &[&[Held]], new: &[Held]) -
             continue;
         }
         seen.push(kind);
-        let in_new = new.iter().any(|h| &h.id.kind == kind);
+        let in_new = new().any(|h| &h.id.kind == kind);
         let holding_parts = parts
             .iter()
             .filter(|p| p.iter().any(|h| &h.id.kind == kind))
@@ -48,7 +54,7 @@ pub(crate) fn broken(config: &IdentityConfig, parts: &[&[Held]], new: &[Held]) -
         let mut times: Vec<Millis> = parts
             .iter()
             .flat_map(|p| p.iter())
-            .chain(new.iter())
+            .chain(new())
             .filter(|h| &h.id.kind == kind)
             .map(|h| h.first_seen)
             .collect();
@@ -108,14 +114,14 @@ mod tests {
         let b = [held(IdKind::UserId, "b", 0)];
         assert_eq!(broken(&c, &[&a, &b], &[]), Some(IdKind::UserId));
         assert_eq!(
-            broken(&c, &[&a], &[held(IdKind::UserId, "c", 1)]),
+            broken(&c, &[&a], &[&[held(IdKind::UserId, "c", 1)]]),
             Some(IdKind::UserId)
         );
 
         let joined = [held(IdKind::UserId, "a", 0), held(IdKind::UserId, "b", 0)];
         let anon = [held(IdKind::AnonymousId, "y", 0)];
         assert_eq!(
-            broken(&c, &[&joined, &anon], &[held(IdKind::Email, "e@x", 0)]),
+            broken(&c, &[&joined, &anon], &[&[held(IdKind::Email, "e@x", 0)]]),
             None
         );
     }

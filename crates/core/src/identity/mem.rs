@@ -9,10 +9,10 @@
 //!   open-addressing table of `u32` numbers; a lookup always compares the whole value;
 //! - each identifier carries its profile (a `u32`), when it was first seen, and the next
 //!   identifier of the same profile, so a profile's identifiers are a chain, not a list;
-//! - a profile at rest is a fixed 48-byte slot (times, counts, interned touchpoints and
+//! - a profile at rest is a fixed 40-byte slot (times, counts, interned touchpoints and
 //!   geo) plus, for the few that have traits, an account or counters, a varint-packed
-//!   blob; the profiles most recently written stay unpacked in a small cache, so a
-//!   visitor's next event does not pay for unpacking.
+//!   blob; optionally, the profiles most recently written stay unpacked in a cache, so a
+//!   burst of one visitor's events does not pay for unpacking each time.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -27,8 +27,11 @@ use crate::segment::Features;
 use crate::time::Millis;
 use crate::touch::Touchpoint;
 
-/// How many unpacked profiles [`MemStore::new`] keeps cached.
-pub const DEFAULT_HOT: usize = 4096;
+/// How many unpacked profiles [`MemStore::new`] keeps cached: none. On the benchmark's
+/// workload, where a visitor's events are minutes to hours apart, a cache of 4,096
+/// profiles hit too rarely to pay for itself; [`MemStore::with_hot_capacity`] sets one
+/// for traffic with tighter bursts.
+pub const DEFAULT_HOT: usize = 0;
 
 const ALIVE: u8 = 1;
 const BOT: u8 = 2;
@@ -43,7 +46,8 @@ const PACKED_UUID: u8 = 0x80;
 struct Slot {
     first_seen: Millis,
     last_seen: Millis,
-    last_touch_at: Millis,
+    /// `last_seen` minus the last touch's time, in ms; `u32::MAX`: in the blob.
+    last_touch_age: u32,
     events: u32,
     /// The first identifier of the chain, plus one (0: none).
     head: u32,
@@ -51,8 +55,8 @@ struct Slot {
     first_touch: u32,
     last_touch: u32,
     /// Interned country and device, plus one (0: none or kept in the blob).
-    country: u16,
-    device: u16,
+    country: u8,
+    device: u8,
     flags: u8,
 }
 
@@ -75,6 +79,7 @@ const X_EVENTS: u64 = 16;
 const X_COUNTRY: u64 = 32;
 const X_DEVICE: u64 = 64;
 const X_TRAITS: u64 = 128;
+const X_LAST_TOUCH_AT: u64 = 256;
 
 /// Stored events by profile, with their arrival sequence numbers.
 type EventLog = HashMap<u32, Vec<(u64, Event)>, FxBuild>;
@@ -113,6 +118,21 @@ pub struct MemoryUse {
     /// Merges logged.
     pub merges: usize,
     /// Remembered `(source, messageId)` pairs.
+    pub messages: usize,
+}
+
+/// Approximate bytes a [`MemStore`] holds, by part ([`MemStore::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The identifier index: interned values, table, links.
+    pub identifiers: usize,
+    /// Packed profile slots and interned touchpoints, trait names and geo.
+    pub profiles: usize,
+    /// Packed blobs of profiles with traits, an account or counters.
+    pub packed: usize,
+    /// The cache of unpacked profiles (their main strings included).
+    pub unpacked: usize,
+    /// Remembered message ids.
     pub messages: usize,
 }
 
@@ -180,6 +200,45 @@ impl MemStore {
         }
     }
 
+    /// Approximate bytes of memory held, by part, from the capacities of its tables (the
+    /// benchmark measures the total exactly with a counting allocator).
+    pub fn footprint(&self) -> Footprint {
+        let hot_strings: usize = self
+            .hot
+            .values()
+            .map(|(p, _)| {
+                let touch = |t: &Option<Touchpoint>| {
+                    t.as_ref().map_or(0, |t| {
+                        let opt = [&t.source, &t.medium, &t.campaign, &t.click_id, &t.referrer];
+                        t.channel.capacity()
+                            + opt
+                                .iter()
+                                .chain([&&t.landing])
+                                .map(|o| o.as_ref().map_or(0, String::capacity))
+                                .sum::<usize>()
+                    })
+                };
+                p.identifiers.capacity() * std::mem::size_of::<Held>()
+                    + p.identifiers
+                        .iter()
+                        .map(|h| h.id.value.capacity())
+                        .sum::<usize>()
+                    + touch(&p.first_touch)
+                    + touch(&p.last_touch)
+            })
+            .sum();
+        Footprint {
+            identifiers: self.ids.heap_bytes() + self.links.heap_bytes(),
+            profiles: self.slots.heap_bytes() + self.syms.heap_bytes() + self.geo.heap_bytes(),
+            packed: self.blobs.capacity() * (4 + 16 + 1)
+                + self.blobs.values().map(|b| b.len()).sum::<usize>(),
+            unpacked: self.hot.capacity() * (std::mem::size_of::<(u32, (Profile, u64))>() + 1)
+                + self.queue.capacity() * 16
+                + hot_strings,
+            messages: self.seen.heap_bytes(),
+        }
+    }
+
     /// Forgets every remembered message id, as if the deduplication window had passed.
     pub fn clear_seen(&mut self) {
         self.seen = ByteSet::default();
@@ -188,12 +247,7 @@ impl MemStore {
     /// The identifier's key bytes in `out`; `None` for a configured kind never linked.
     fn key(&self, id: &Identifier, out: &mut Vec<u8>) -> Option<()> {
         out.clear();
-        let tag = match &id.kind {
-            IdKind::AnonymousId => 0,
-            IdKind::UserId => 1,
-            IdKind::Email => 2,
-            IdKind::Other(name) => 3 + self.kinds.iter().position(|k| k == name)? as u8,
-        };
+        let tag = self.tag(&id.kind)?;
         match pack_uuid(&id.value) {
             Some(packed) => {
                 out.push(tag | PACKED_UUID);
@@ -208,9 +262,37 @@ impl MemStore {
     }
 
     fn find(&self, id: &Identifier) -> Option<u32> {
-        let mut key = Vec::with_capacity(id.value.len() + 1);
-        self.key(id, &mut key)?;
-        self.ids.find(&key)
+        // Most values are short: build their key on the stack.
+        let mut buf = [0u8; 64];
+        let tag = self.tag(&id.kind)?;
+        let key: &[u8] = match pack_uuid(&id.value) {
+            Some(packed) => {
+                buf[0] = tag | PACKED_UUID;
+                buf[1..17].copy_from_slice(&packed);
+                &buf[..17]
+            }
+            None if id.value.len() < buf.len() => {
+                buf[0] = tag;
+                buf[1..=id.value.len()].copy_from_slice(id.value.as_bytes());
+                &buf[..=id.value.len()]
+            }
+            None => {
+                let mut key = Vec::with_capacity(id.value.len() + 1);
+                self.key(id, &mut key)?;
+                return self.ids.find(&key);
+            }
+        };
+        self.ids.find(key)
+    }
+
+    /// The tag byte of a kind; `None` for a configured kind never linked.
+    fn tag(&self, kind: &IdKind) -> Option<u8> {
+        Some(match kind {
+            IdKind::AnonymousId => 0,
+            IdKind::UserId => 1,
+            IdKind::Email => 2,
+            IdKind::Other(name) => 3 + self.kinds.iter().position(|k| k == name)? as u8,
+        })
     }
 
     fn identifier(&self, n: u32) -> Identifier {
@@ -337,8 +419,9 @@ impl MemStore {
         profile.first_touch = self
             .touch(s.first_touch, s.first_seen)
             .map_err(|_| corrupt())?;
+        let last_touch_at = s.last_seen - Millis::from(s.last_touch_age);
         profile.last_touch = self
-            .touch(s.last_touch, s.last_touch_at)
+            .touch(s.last_touch, last_touch_at)
             .map_err(|_| corrupt())?;
 
         let Some(blob) = self.blobs.get(&p) else {
@@ -352,6 +435,12 @@ impl MemStore {
         if bits & X_FIRST_TOUCH_AT != 0 {
             let at = s.first_seen + r.signed().ok_or_else(corrupt)?;
             if let Some(t) = &mut profile.first_touch {
+                t.at = at;
+            }
+        }
+        if bits & X_LAST_TOUCH_AT != 0 {
+            let at = s.last_seen + r.signed().ok_or_else(corrupt)?;
+            if let Some(t) = &mut profile.last_touch {
                 t.at = at;
             }
         }
@@ -416,8 +505,21 @@ impl MemStore {
             }
             None => 0,
         };
-        let (last_touch, last_touch_at) = match &profile.last_touch {
-            Some(t) => (self.intern_touch(t)?, t.at),
+        let (last_touch, last_touch_age) = match &profile.last_touch {
+            Some(t) => {
+                let age = profile
+                    .last_seen
+                    .checked_sub(t.at)
+                    .and_then(|a| u32::try_from(a).ok());
+                match age.filter(|&a| a != u32::MAX) {
+                    Some(age) => (self.intern_touch(t)?, age),
+                    None => {
+                        bits |= X_LAST_TOUCH_AT;
+                        put_signed(&mut blob, t.at - profile.last_seen);
+                        (self.intern_touch(t)?, u32::MAX)
+                    }
+                }
+            }
             None => (0, 0),
         };
         if let Some(account) = &profile.account {
@@ -490,7 +592,7 @@ impl MemStore {
         *slot = Slot {
             first_seen,
             last_seen: profile.last_seen,
-            last_touch_at,
+            last_touch_age,
             events,
             head: slot.head,
             first_touch,
@@ -553,20 +655,20 @@ impl MemStore {
         }))
     }
 
-    fn intern_geo(&mut self, text: Option<&str>) -> Result<u16, StoreError> {
+    fn intern_geo(&mut self, text: Option<&str>) -> Result<u8, StoreError> {
         let Some(text) = text else {
             return Ok(0);
         };
         let n = match self.geo.find(text.as_bytes()) {
             Some(n) => n,
-            // Past 65,534 distinct values, further ones go to the blob.
-            None if self.geo.len() >= usize::from(u16::MAX) - 1 => return Ok(0),
+            // Past 254 distinct countries and devices, further ones go to the blob.
+            None if self.geo.len() >= usize::from(u8::MAX) - 1 => return Ok(0),
             None => self.geo.insert(text.as_bytes()).map_err(too_long)?.0,
         };
-        Ok(u16::try_from(n + 1).unwrap_or(0))
+        Ok(u8::try_from(n + 1).unwrap_or(0))
     }
 
-    fn geo_str(&self, n: u16) -> Option<String> {
+    fn geo_str(&self, n: u8) -> Option<String> {
         let n = n.checked_sub(1)?;
         Some(String::from_utf8_lossy(self.geo.get(u32::from(n))).into_owned())
     }
@@ -612,22 +714,35 @@ fn pack_uuid(value: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut nibbles = b.iter().filter(|&&c| c != b'-');
+    let mut bad = 0u8;
+    let mut at = 0;
     for byte in &mut out {
-        let hi = hex(*nibbles.next()?)?;
-        let lo = hex(*nibbles.next()?)?;
-        *byte = hi << 4 | lo;
+        if matches!(at, 8 | 13 | 18 | 23) {
+            at += 1;
+        }
+        let (hi, lo) = (NIBBLE[usize::from(b[at])], NIBBLE[usize::from(b[at + 1])]);
+        bad |= hi | lo;
+        *byte = hi << 4 | (lo & 15);
+        at += 2;
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// The value of a lowercase hex digit, or 0x80 for any other byte.
+const NIBBLE: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
     }
-}
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 fn unpack_uuid(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -688,6 +803,9 @@ impl Store for MemStore {
         if slot.flags & ALIVE == 0 {
             slot.flags |= ALIVE;
             self.live += 1;
+        }
+        if self.hot_cap == 0 {
+            return self.pack(profile);
         }
         let slot = self.slot_mut(p)?;
         slot.flags = (slot.flags | HOT) & !OUT;
@@ -922,6 +1040,21 @@ mod tests {
             p.identifiers.push(h);
         }
         p
+    }
+
+    #[test]
+    fn packed_slot_is_forty_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    #[test]
+    fn last_touch_long_before_last_seen_reads_back_exactly() {
+        let mut store = MemStore::new();
+        let mut p = rich_profile(&mut store);
+        p.last_seen = 60 * crate::time::DAY;
+        p.created_at = -5;
+        store.save(p.clone()).unwrap();
+        assert_eq!(store.load(p.id).unwrap(), Some(p));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{IdentityConfig, KindRule};
 pub use engine::{ingest, IngestError, Outcome, Refusal, Warning};
 pub use extract::{extract, Extracted, Found};
-pub use mem::{MemStore, MemoryUse};
+pub use mem::{Footprint, MemStore, MemoryUse};
 pub use store::{Merge, MergeId, Store, StoreError};
 pub use undo::{operator_merge, undo, UndoError, Undone};
 

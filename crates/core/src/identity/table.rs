@@ -90,6 +90,15 @@ impl<T> Chunked<T> {
         self.len
     }
 
+    /// Bytes of memory the chunks hold.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.capacity() * std::mem::size_of::<T>())
+            .sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<T>>()
+    }
+
     pub(crate) fn push(&mut self, item: T) {
         if self.len.is_multiple_of(CHUNK_ITEMS) {
             self.chunks.push(Vec::with_capacity(CHUNK_ITEMS));
@@ -124,8 +133,11 @@ struct Span {
 pub(crate) struct ByteSet {
     arena: Vec<Vec<u8>>,
     spans: Chunked<Span>,
-    /// Open addressing, linear probing: 0 is empty, otherwise the key's number plus one.
+    /// Open addressing, linear probing: the key number in each slot.
     slots: Vec<u32>,
+    /// Per slot, 0 when empty, else seven bits of the key's hash (low bit set), so that a
+    /// probe compares stored bytes only when the tag matches.
+    tags: Vec<u8>,
 }
 
 /// Why a key cannot be stored.
@@ -136,6 +148,14 @@ impl ByteSet {
     /// How many keys the set holds.
     pub(crate) fn len(&self) -> usize {
         self.spans.len()
+    }
+
+    /// Bytes of memory held: arena chunks, spans and the table.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.arena.iter().map(Vec::capacity).sum::<usize>()
+            + self.spans.heap_bytes()
+            + self.slots.capacity() * 4
+            + self.tags.capacity()
     }
 
     /// The bytes of key `i`.
@@ -154,12 +174,14 @@ impl ByteSet {
         if self.slots.is_empty() {
             return None;
         }
+        let hash = hash_bytes(key);
+        let tag = tag_of(hash);
         let mask = self.slots.len() - 1;
-        let mut at = self.home(hash_bytes(key));
+        let mut at = self.home(hash);
         loop {
-            match self.slots[at] {
+            match self.tags[at] {
                 0 => return None,
-                n if self.get(n - 1) == key => return Some(n - 1),
+                t if t == tag && self.get(self.slots[at]) == key => return Some(self.slots[at]),
                 _ => at = (at + 1) & mask,
             }
         }
@@ -173,8 +195,8 @@ impl ByteSet {
         if key.len() > usize::from(u16::MAX) {
             return Err(TooLong(key.len()));
         }
-        // Keep the table at most 7/8 full.
-        if (self.len() + 1) * 8 > self.slots.len() * 7 {
+        // Keep the table at most 4/5 full: linear probing slows down fast past that.
+        if (self.len() + 1) * 5 > self.slots.len() * 4 {
             self.grow();
         }
         let fits = self
@@ -205,20 +227,27 @@ impl ByteSet {
     fn place(&mut self, n: u32, hash: u64) {
         let mask = self.slots.len() - 1;
         let mut at = self.home(hash);
-        while self.slots[at] != 0 {
+        while self.tags[at] != 0 {
             at = (at + 1) & mask;
         }
-        self.slots[at] = n + 1;
+        self.slots[at] = n;
+        self.tags[at] = tag_of(hash);
     }
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(16);
         self.slots = vec![0; size];
+        self.tags = vec![0; size];
         for n in 0..self.len() as u32 {
             let hash = hash_bytes(self.get(n));
             self.place(n, hash);
         }
     }
+}
+
+/// The tag of a hash in [`ByteSet`]'s table: its low seven bits, never 0.
+fn tag_of(hash: u64) -> u8 {
+    (hash as u8) | 1
 }
 
 /// Appends `n` as an unsigned LEB128 varint.
