@@ -30,6 +30,8 @@ async function segmentsShown(page) {
 
 test("land from a campaign, view pricing twice, sign in: segment decided and shown", async () => {
   const page = await browser.context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
   const user = `user-${process.pid}`;
 
   await page.goto(`${worker.url}/?utm_source=google&utm_medium=cpc&utm_campaign=spring`);
@@ -70,6 +72,8 @@ test("land from a campaign, view pricing twice, sign in: segment decided and sho
     { timeout: 10_000 },
   );
   assert.match(await segmentsShown(page), /paid-pricing-interest/);
+  assert.equal(await page.locator("#anon").textContent(), anonymousId);
+  assert.deepEqual(errors, [], "no script error on any page");
 
   // And the HTML source itself was personalised before any script ran.
   const source = await reloaded.text();
