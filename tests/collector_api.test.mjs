@@ -318,6 +318,36 @@ describe("collector api", () => {
     assert.equal(error.headers.get("access-control-allow-origin"), ALLOWED_ORIGIN);
   });
 
+  test("the table's other routes answer json with the documented status", async () => {
+    const admin = { authorization: "Bearer demo-admin-token" };
+    const cases = [
+      ["GET", "/v1/decide?anonymousId=nobody-yet", {}, 200],
+      ["GET", "/v1/decide?userId=u-1", {}, 403],
+      ["GET", "/v1/decide?userId=u-1&userHash=00", {}, 403],
+      ["GET", "/admin/metrics", {}, 401],
+      ["GET", "/admin/metrics", { authorization: "Bearer wrong" }, 401],
+      ["GET", "/admin/metrics", admin, 200],
+      ["GET", "/admin/profiles?id=anonymous_id:nobody-yet", admin, 404],
+      ["GET", "/admin/profiles?id=nonsense", admin, 400],
+      ["GET", "/admin/segments/paid-pricing-interest", admin, 200],
+      ["GET", "/admin/segments/no-such-segment", admin, 404],
+      ["POST", "/admin/merges", admin, 400],
+      ["POST", "/admin/merges/999999/undo", admin, 404],
+    ];
+    for (const [method, path, headers, status] of cases) {
+      const res = await fetch(`${worker.url}${path}`, {
+        method,
+        headers,
+        body: method === "POST" ? "{}" : undefined,
+      });
+      const json = await res.json();
+      assert.equal(res.status, status, `${method} ${path}: ${JSON.stringify(json)}`);
+      if (status >= 400) assert.equal(typeof json.error, "string", `${method} ${path}`);
+    }
+    const decision = await (await fetch(`${worker.url}/v1/decide?anonymousId=x`)).json();
+    assert.deepEqual(Object.keys(decision).sort(), ["segments", "validUntil", "version"]);
+  });
+
   test("the segment common fields reach the profile", async () => {
     const anon = uid("fields");
     const user = uid("user-fields");
