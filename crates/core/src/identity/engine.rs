@@ -168,6 +168,13 @@ fn list(warnings: &[Warning]) -> String {
 /// [`IngestError::NoIdentifier`] when every id of the event is junk (the event is not
 /// remembered, so a corrected resend is accepted); [`IngestError::Store`] when the
 /// store fails.
+///
+/// # Limitations
+/// An `alias` event's `previousId` does not say its kind: it is taken as a user id when
+/// a profile holds that user id, else as an anonymous id. So an alias that renames a
+/// known user to a new user id is refused like any join of two user ids, and the new id
+/// starts a profile of its own. Identifiers refused by a windowed limit are not retried
+/// when the window has passed; the next event carrying them links them.
 pub fn ingest<S: Store + ?Sized>(
     store: &mut S,
     config: &IdentityConfig,

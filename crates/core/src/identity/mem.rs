@@ -106,6 +106,7 @@ pub struct MemStore {
     merges: Vec<Merge>,
     blocks: HashSet<(Identifier, Identifier)>,
     scratch: Vec<u8>,
+    touch_key: Vec<u8>,
 }
 
 /// What a [`MemStore`] holds.
@@ -165,6 +166,7 @@ impl MemStore {
             merges: Vec::new(),
             blocks: HashSet::new(),
             scratch: Vec::new(),
+            touch_key: Vec::new(),
         }
     }
 
@@ -490,6 +492,7 @@ impl MemStore {
         let mut blob = std::mem::take(&mut self.scratch);
         blob.clear();
         let first_seen = profile.first_seen;
+        let was = self.slot(p).copied().unwrap_or_default();
 
         if profile.created_at != first_seen {
             bits |= X_CREATED;
@@ -501,7 +504,7 @@ impl MemStore {
                     bits |= X_FIRST_TOUCH_AT;
                     put_signed(&mut blob, t.at - first_seen);
                 }
-                self.intern_touch(t)?
+                self.intern_touch(t, was.first_touch)?
             }
             None => 0,
         };
@@ -512,11 +515,11 @@ impl MemStore {
                     .checked_sub(t.at)
                     .and_then(|a| u32::try_from(a).ok());
                 match age.filter(|&a| a != u32::MAX) {
-                    Some(age) => (self.intern_touch(t)?, age),
+                    Some(age) => (self.intern_touch(t, was.last_touch)?, age),
                     None => {
                         bits |= X_LAST_TOUCH_AT;
                         put_signed(&mut blob, t.at - profile.last_seen);
-                        (self.intern_touch(t)?, u32::MAX)
+                        (self.intern_touch(t, was.last_touch)?, u32::MAX)
                     }
                 }
             }
@@ -540,12 +543,12 @@ impl MemStore {
                 0
             }
         };
-        let country = self.intern_geo(profile.country.as_deref())?;
+        let country = self.intern_geo(profile.country.as_deref(), was.country)?;
         if let (0, Some(c)) = (country, &profile.country) {
             bits |= X_COUNTRY;
             put_bytes(&mut blob, c.as_bytes());
         }
-        let device = self.intern_geo(profile.device.as_deref())?;
+        let device = self.intern_geo(profile.device.as_deref(), was.device)?;
         if let (0, Some(d)) = (device, &profile.device) {
             bits |= X_DEVICE;
             put_bytes(&mut blob, d.as_bytes());
@@ -604,8 +607,11 @@ impl MemStore {
         Ok(())
     }
 
-    fn intern_touch(&mut self, t: &Touchpoint) -> Result<u32, StoreError> {
-        let mut key = Vec::with_capacity(64);
+    /// The symbol of a touchpoint (without its time), plus one; `was` is the symbol the
+    /// profile held before, checked first so an unchanged touch costs no hashing.
+    fn intern_touch(&mut self, t: &Touchpoint, was: u32) -> Result<u32, StoreError> {
+        let mut key = std::mem::take(&mut self.touch_key);
+        key.clear();
         key.push(b'T');
         put_bytes(&mut key, t.channel.as_bytes());
         for field in [
@@ -624,8 +630,16 @@ impl MemStore {
                 None => key.push(0),
             }
         }
-        let (sym, _) = self.syms.insert(&key).map_err(too_long)?;
-        Ok(sym + 1)
+        let sym = match was.checked_sub(1) {
+            Some(old) if self.syms.get(old) == key.as_slice() => Ok(was),
+            _ => self
+                .syms
+                .insert(&key)
+                .map(|(sym, _)| sym + 1)
+                .map_err(too_long),
+        };
+        self.touch_key = key;
+        sym
     }
 
     fn touch(&self, sym: u32, at: Millis) -> Result<Option<Touchpoint>, ()> {
@@ -655,10 +669,16 @@ impl MemStore {
         }))
     }
 
-    fn intern_geo(&mut self, text: Option<&str>) -> Result<u8, StoreError> {
+    fn intern_geo(&mut self, text: Option<&str>, was: u8) -> Result<u8, StoreError> {
         let Some(text) = text else {
             return Ok(0);
         };
+        if was
+            .checked_sub(1)
+            .is_some_and(|n| self.geo.get(u32::from(n)) == text.as_bytes())
+        {
+            return Ok(was);
+        }
         let n = match self.geo.find(text.as_bytes()) {
             Some(n) => n,
             // Past 254 distinct countries and devices, further ones go to the blob.
