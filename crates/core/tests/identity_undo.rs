@@ -245,3 +245,16 @@ fn operator_merge_survives_the_undo_of_another_merge() {
         "undone merge split"
     );
 }
+
+#[test]
+fn undo_without_stored_events_is_refused_and_changes_nothing() {
+    let mut store = MemStore::without_events();
+    let o = run(&mut store, &story(), 0);
+    let before = snapshot(&store);
+    let id = o[4].merges[0].id;
+    let spec = FeatureSpec::default();
+    let err = undo(&mut store, &IdentityConfig::default(), &spec, id, 1).unwrap_err();
+    assert_eq!(err, UndoError::NoEvents(id));
+    assert_eq!(snapshot(&store), before);
+    assert_eq!(store.merge(id).unwrap().unwrap().undone, None);
+}

@@ -45,6 +45,9 @@ pub enum UndoError {
     /// No profile holds this identifier.
     #[error("no profile holds {0}")]
     UnknownIdentifier(String),
+    /// The store keeps no events of the merged profile, so nothing could rebuild it.
+    #[error("merge {0} cannot be undone: no stored events to rebuild its profiles from")]
+    NoEvents(MergeId),
     /// Both identifiers are in one profile already.
     #[error("{0} and {1} are already in one profile")]
     SameProfile(String, String),
@@ -89,6 +92,10 @@ pub fn undo<S: Store + ?Sized>(
         _ => return Err(UndoError::NotMerged(id)),
     };
 
+    let events = store.events_of(target)?;
+    if events.is_empty() {
+        return Err(UndoError::NoEvents(id));
+    }
     for a in &merge.from_ids {
         for b in &merge.into_ids {
             store.block(a, b)?;
@@ -99,7 +106,6 @@ pub fn undo<S: Store + ?Sized>(
     let operator_merges = operator_merges_within(store, target, id)?;
 
     let profile = store.take(target)?.ok_or(UndoError::NotMerged(id))?;
-    let events = store.events_of(target)?;
     for held in &profile.identifiers {
         store.unlink(&held.id)?;
     }
