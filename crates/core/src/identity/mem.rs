@@ -107,6 +107,8 @@ pub struct MemStore {
     blocks: HashSet<(Identifier, Identifier)>,
     scratch: Vec<u8>,
     touch_key: Vec<u8>,
+    /// The last profile packed, kept so the next unpack reuses its string buffers.
+    spare: Option<Profile>,
 }
 
 /// What a [`MemStore`] holds.
@@ -167,6 +169,7 @@ impl MemStore {
             blocks: HashSet::new(),
             scratch: Vec::new(),
             touch_key: Vec::new(),
+            spare: None,
         }
     }
 
@@ -298,9 +301,16 @@ impl MemStore {
     }
 
     fn identifier(&self, n: u32) -> Identifier {
+        let mut id = Identifier::new(IdKind::AnonymousId, String::new());
+        self.identifier_into(n, &mut id);
+        id
+    }
+
+    /// Decodes identifier `n` into `id`, reusing its value's buffer.
+    fn identifier_into(&self, n: u32, id: &mut Identifier) {
         let key = self.ids.get(n);
         let (tag, value) = key.split_first().map_or((0, &[][..]), |(t, v)| (*t, v));
-        let kind = match tag & !PACKED_UUID {
+        id.kind = match tag & !PACKED_UUID {
             0 => IdKind::AnonymousId,
             1 => IdKind::UserId,
             2 => IdKind::Email,
@@ -311,12 +321,12 @@ impl MemStore {
                     .unwrap_or_default(),
             ),
         };
-        let value = if tag & PACKED_UUID != 0 {
-            unpack_uuid(value)
+        id.value.clear();
+        if tag & PACKED_UUID != 0 {
+            push_uuid(&mut id.value, value);
         } else {
-            String::from_utf8_lossy(value).into_owned()
-        };
-        Identifier { kind, value }
+            id.value.push_str(&String::from_utf8_lossy(value));
+        }
     }
 
     fn slot(&self, p: u32) -> Option<&Slot> {
@@ -336,17 +346,32 @@ impl MemStore {
     }
 
     /// The chain of a profile's identifiers.
+    #[cfg(test)]
     fn chain(&self, p: u32) -> Vec<Held> {
         let mut out = Vec::new();
+        self.chain_into(p, &mut out);
+        out
+    }
+
+    /// The chain of a profile's identifiers into `out`, reusing its entries' buffers.
+    fn chain_into(&self, p: u32, out: &mut Vec<Held>) {
+        let mut count = 0;
         let mut next = self.slot(p).map_or(0, |s| s.head);
         while let Some(link) = next.checked_sub(1).and_then(|n| self.links.get(n as usize)) {
-            out.push(Held {
-                id: self.identifier(next - 1),
-                first_seen: link.first_seen,
-            });
+            match out.get_mut(count) {
+                Some(held) => {
+                    self.identifier_into(next - 1, &mut held.id);
+                    held.first_seen = link.first_seen;
+                }
+                None => out.push(Held {
+                    id: self.identifier(next - 1),
+                    first_seen: link.first_seen,
+                }),
+            }
+            count += 1;
             next = link.next;
         }
-        out
+        out.truncate(count);
     }
 
     /// Takes identifier `n` out of profile `p`'s chain.
@@ -408,26 +433,38 @@ impl MemStore {
     }
 
     fn unpack(&self, p: u32) -> Result<Profile, StoreError> {
+        let mut profile = Profile::new(ProfileId::from(p), 0);
+        self.unpack_into(p, &mut profile)?;
+        Ok(profile)
+    }
+
+    /// Unpacks profile `p` into `profile`, overwriting every field and reusing the
+    /// buffers of the strings it already holds (a recycled profile saves allocations).
+    fn unpack_into(&self, p: u32, profile: &mut Profile) -> Result<(), StoreError> {
         let corrupt = || StoreError::Corrupt(format!("packed profile {p} is unreadable"));
         let s = *self.slot(p).ok_or_else(corrupt)?;
-        let mut profile = Profile::new(ProfileId::from(p), s.first_seen);
-        profile.identifiers = self.chain(p);
+        profile.id = ProfileId::from(p);
+        profile.created_at = s.first_seen;
+        self.chain_into(p, &mut profile.identifiers);
+        profile.traits.clear();
+        profile.account = None;
         profile.first_seen = s.first_seen;
         profile.last_seen = s.last_seen;
         profile.events = u64::from(s.events);
         profile.bot = s.flags & BOT != 0;
-        profile.country = self.geo_str(s.country);
-        profile.device = self.geo_str(s.device);
-        profile.first_touch = self
-            .touch(s.first_touch, s.first_seen)
+        set_opt(&mut profile.country, self.geo_bytes(s.country));
+        set_opt(&mut profile.device, self.geo_bytes(s.device));
+        self.touch_into(&mut profile.first_touch, s.first_touch, s.first_seen)
             .map_err(|_| corrupt())?;
         let last_touch_at = s.last_seen - Millis::from(s.last_touch_age);
-        profile.last_touch = self
-            .touch(s.last_touch, last_touch_at)
+        self.touch_into(&mut profile.last_touch, s.last_touch, last_touch_at)
             .map_err(|_| corrupt())?;
+        if profile.features != Features::default() {
+            profile.features = Features::default();
+        }
 
         let Some(blob) = self.blobs.get(&p) else {
-            return Ok(profile);
+            return Ok(());
         };
         let mut r = Reader::new(blob);
         let bits = r.varint().ok_or_else(corrupt)?;
@@ -482,7 +519,7 @@ impl MemStore {
                 profile.traits.insert(name, Trait { value, at });
             }
         }
-        Ok(profile)
+        Ok(())
     }
 
     /// Packs a profile into its slot and blob.
@@ -604,6 +641,7 @@ impl MemStore {
             device,
             flags,
         };
+        self.spare = Some(profile);
         Ok(())
     }
 
@@ -642,31 +680,33 @@ impl MemStore {
         sym
     }
 
-    fn touch(&self, sym: u32, at: Millis) -> Result<Option<Touchpoint>, ()> {
+    /// Decodes touchpoint symbol `sym` (plus one; 0: none) at `at` into `slot`, reusing
+    /// its strings' buffers.
+    fn touch_into(&self, slot: &mut Option<Touchpoint>, sym: u32, at: Millis) -> Result<(), ()> {
         let Some(sym) = sym.checked_sub(1) else {
-            return Ok(None);
+            *slot = None;
+            return Ok(());
         };
         let key = self.syms.get(sym);
         let mut r = Reader::new(key.get(1..).ok_or(())?);
-        let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| ());
-        let channel = text(r.bytes().ok_or(())?)?;
-        let mut fields: [Option<String>; 6] = Default::default();
-        for field in &mut fields {
-            if r.byte().ok_or(())? == 1 {
-                *field = Some(text(r.bytes().ok_or(())?)?);
-            }
+        let t = slot.get_or_insert_with(Touchpoint::default);
+        t.at = at;
+        set_text(&mut t.channel, r.bytes().ok_or(())?);
+        for field in [
+            &mut t.source,
+            &mut t.medium,
+            &mut t.campaign,
+            &mut t.click_id,
+            &mut t.referrer,
+            &mut t.landing,
+        ] {
+            let bytes = match r.byte().ok_or(())? {
+                1 => Some(r.bytes().ok_or(())?),
+                _ => None,
+            };
+            set_opt(field, bytes);
         }
-        let [source, medium, campaign, click_id, referrer, landing] = fields;
-        Ok(Some(Touchpoint {
-            at,
-            channel,
-            source,
-            medium,
-            campaign,
-            click_id,
-            referrer,
-            landing,
-        }))
+        Ok(())
     }
 
     fn intern_geo(&mut self, text: Option<&str>, was: u8) -> Result<u8, StoreError> {
@@ -688,9 +728,9 @@ impl MemStore {
         Ok(u8::try_from(n + 1).unwrap_or(0))
     }
 
-    fn geo_str(&self, n: u8) -> Option<String> {
+    fn geo_bytes(&self, n: u8) -> Option<&[u8]> {
         let n = n.checked_sub(1)?;
-        Some(String::from_utf8_lossy(self.geo.get(u32::from(n))).into_owned())
+        Some(self.geo.get(u32::from(n)))
     }
 
     /// Packs the least recently saved profiles until the cache is within its capacity.
@@ -716,6 +756,21 @@ impl MemStore {
     fn log(&mut self, id: MergeId) -> Option<&mut Merge> {
         self.merges
             .get_mut(usize::try_from(id.checked_sub(1)?).ok()?)
+    }
+}
+
+/// Overwrites `dst` with `bytes` (UTF-8 by construction), keeping its buffer.
+fn set_text(dst: &mut String, bytes: &[u8]) {
+    dst.clear();
+    dst.push_str(&String::from_utf8_lossy(bytes));
+}
+
+/// Overwrites an optional string, keeping its buffer when it has one.
+fn set_opt(dst: &mut Option<String>, bytes: Option<&[u8]>) {
+    match (dst.as_mut(), bytes) {
+        (_, None) => *dst = None,
+        (Some(text), Some(bytes)) => set_text(text, bytes),
+        (None, Some(bytes)) => *dst = Some(String::from_utf8_lossy(bytes).into_owned()),
     }
 }
 
@@ -764,9 +819,16 @@ const NIBBLE: [u8; 256] = {
     table
 };
 
+#[cfg(test)]
 fn unpack_uuid(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
+    push_uuid(&mut out, bytes);
+    out
+}
+
+/// Appends the UUID text of 16 packed bytes.
+fn push_uuid(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             out.push('-');
@@ -774,7 +836,6 @@ fn unpack_uuid(bytes: &[u8]) -> String {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
-    out
 }
 
 fn ordered(a: &Identifier, b: &Identifier) -> (Identifier, Identifier) {
@@ -808,7 +869,11 @@ impl Store for MemStore {
         }
         match self.slot(p) {
             Some(s) if s.flags & ALIVE != 0 && s.flags & OUT == 0 => {
-                let profile = self.unpack(p)?;
+                let mut profile = match self.spare.take() {
+                    Some(spare) => spare,
+                    None => Profile::new(ProfileId::from(p), 0),
+                };
+                self.unpack_into(p, &mut profile)?;
                 self.blobs.remove(&p);
                 self.slot_mut(p)?.flags |= OUT;
                 Ok(Some(profile))
@@ -1075,6 +1140,33 @@ mod tests {
         p.created_at = -5;
         store.save(p.clone()).unwrap();
         assert_eq!(store.load(p.id).unwrap(), Some(p));
+    }
+
+    #[test]
+    fn unpacking_into_a_recycled_profile_leaves_nothing_of_it_behind() {
+        let mut store = MemStore::new();
+        let rich = rich_profile(&mut store);
+        let plain_id = store.next_profile_id().unwrap();
+        let mut plain = Profile::new(plain_id, 7);
+        let h = held("anonymous_id:plain", 7);
+        store.link(&h, plain_id).unwrap();
+        plain.identifiers.push(h);
+        plain.events = 1;
+        plain.bot = false;
+
+        store.save(rich.clone()).unwrap();
+        store.save(plain.clone()).unwrap();
+        assert_eq!(
+            store.take(rich.id).unwrap(),
+            Some(rich.clone()),
+            "built in plain's buffers"
+        );
+        store.save(rich.clone()).unwrap();
+        assert_eq!(
+            store.take(plain_id).unwrap(),
+            Some(plain),
+            "built in rich's buffers"
+        );
     }
 
     #[test]
