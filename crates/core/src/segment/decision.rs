@@ -24,7 +24,7 @@ pub struct Decision {
     pub version: u64,
     /// When a windowed rule could change the answer with no new event; `None` (absent in
     /// JSON, `null` accepted) when nothing lapses.
-    #[serde(default, with = "instant_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "instant_opt")]
     pub valid_until: Option<Millis>,
 }
 
@@ -95,10 +95,14 @@ impl Decision {
         }
         out.push_str("],\"version\":");
         out.push_str(&self.version.to_string());
-        if let Some(at) = self.valid_until {
-            out.push_str(",\"validUntil\":\"");
-            out.push_str(&format_rfc3339(at));
-            out.push('"');
+        match self.valid_until {
+            Some(at) => {
+                out.push_str(",\"validUntil\":\"");
+                out.push_str(&format_rfc3339(at));
+                out.push('"');
+            }
+            // Always present, so readers of the doc see one shape.
+            None => out.push_str(",\"validUntil\":null"),
         }
         out.push('}');
         out
