@@ -125,7 +125,11 @@ fn bench(c: &mut Criterion) {
     let now = parse_rfc3339("2024-05-20T12:00:00Z").expect("valid").at;
     let p = profile(&segments, now);
     let evaluation = segments.evaluate(&p, now);
-    assert_eq!(evaluation.segments.len(), 33, "the profile is in 33 of the 50 segments");
+    assert_eq!(
+        evaluation.segments.len(),
+        33,
+        "the profile is in 33 of the 50 segments"
+    );
 
     c.bench_function("evaluate 50 rules", |b| {
         b.iter(|| segments.evaluate(black_box(&p), black_box(now)))

@@ -187,7 +187,9 @@ mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
         let text = String::deserialize(d)?;
-        parse_rfc3339(&text).map(|p| p.at).map_err(|e| D::Error::custom(e.as_str()))
+        parse_rfc3339(&text)
+            .map(|p| p.at)
+            .map_err(|e| D::Error::custom(e.as_str()))
     }
 }
 
@@ -219,10 +221,14 @@ mod tests {
         let mut e = Event::new(EventKind::Page, "m-1", 1_714_564_795_000);
         e.anonymous_id = Some("anon-1".into());
         e.original_timestamp = Some(1_714_737_600_000);
-        e.context.insert("page".into(), serde_json::json!({"path": "/pricing"}));
+        e.context
+            .insert("page".into(), serde_json::json!({"path": "/pricing"}));
         e.weft.source = "web".into();
         let text = serde_json::to_string(&e).unwrap();
-        assert!(text.contains(r#""timestamp":"2024-05-01T11:59:55.000Z""#), "{text}");
+        assert!(
+            text.contains(r#""timestamp":"2024-05-01T11:59:55.000Z""#),
+            "{text}"
+        );
         let back: Event = serde_json::from_str(&text).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.context_str(&["page", "path"]), Some("/pricing"));

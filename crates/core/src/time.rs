@@ -228,11 +228,21 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_timestamp() {
-        let shape = ["", "yesterday", "2024-05-01", "2024/05/01T12:00:00Z", "2024-05-01T12:00:00Zjunk"];
+        let shape = [
+            "",
+            "yesterday",
+            "2024-05-01",
+            "2024/05/01T12:00:00Z",
+            "2024-05-01T12:00:00Zjunk",
+        ];
         for text in shape {
             assert_eq!(parse_rfc3339(text), Err(TimeError::Shape), "{text}");
         }
-        let range = ["2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z"];
+        let range = [
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+        ];
         for text in range {
             assert_eq!(parse_rfc3339(text), Err(TimeError::Range), "{text}");
         }
@@ -240,10 +250,19 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for at in [0, 1_714_564_800_123, -86_400_001, 4_102_444_800_000, 951_782_400_000] {
+        for at in [
+            0,
+            1_714_564_800_123,
+            -86_400_001,
+            4_102_444_800_000,
+            951_782_400_000,
+        ] {
             let text = format_rfc3339(at);
             assert_eq!(parse_rfc3339(&text).map(|p| p.at), Ok(at), "{text}");
         }
-        assert_eq!(format_rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+        assert_eq!(
+            format_rfc3339(1_714_564_800_123),
+            "2024-05-01T12:00:00.123Z"
+        );
     }
 }

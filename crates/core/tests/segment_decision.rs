@@ -56,7 +56,10 @@ fn decision_json_has_the_documented_shape() {
         version: 1,
         valid_until: None,
     };
-    assert_eq!(none.to_json(), r#"{"segments":[],"version":1,"validUntil":null}"#);
+    assert_eq!(
+        none.to_json(),
+        r#"{"segments":[],"version":1,"validUntil":null}"#
+    );
     let with_null =
         Decision::from_slice(br#"{"segments":[],"version":1,"validUntil":null}"#).unwrap();
     assert_eq!(with_null, none);
