@@ -35,4 +35,10 @@ done
 cd "$ROOT/crates/edge"
 started=$SECONDS
 worker-build --release "$@"
+# The name section (function names for stack traces) is a tenth of the module; the
+# runtime does not need it to run or to report errors.
+wasm="$ROOT/crates/edge/build/index_bg.wasm"
+"$WASM_OPT_BIN" --all-features --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
+mv "$wasm.stripped" "$wasm"
+echo "build-worker: wasm $(gzip -9c "$wasm" | wc -c) bytes gzipped"
 echo "build-worker: built crates/edge/build/index.js in $((SECONDS - started)) s"
