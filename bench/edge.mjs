@@ -2,8 +2,10 @@
 //! route, `/v1/batch` with 100-event batches, the runtime CPU each costs, and how fresh a
 //! decision is after the event that changes it.
 //!
-//! One worker (`tests/lib/worker.mjs`, `WEFT_BENCH=1` so the bench routes exist) serves
-//! every measurement, so each comparison is made in one run on one runtime:
+//! One worker (`tests/lib/worker.mjs`, `WEFT_BENCH=1` so the bench routes exist,
+//! `WEFT_RATE_LIMIT=off` so the write key's rate limit does not cap the load; a copy of the
+//! build, so a rebuild in the checkout cannot restart it) serves every measurement, so each
+//! comparison is made in one run on one runtime:
 //! - Decide vs bare: a visitor is seeded into a segment through the collector; the bare
 //!   route's KV key `bench:bare` is given the same decision doc with wrangler's local KV
 //!   put against the worker's own `--persist-to` folder. Rounds of no-op, bare and decide
@@ -41,6 +43,7 @@ import {
   runtimeCpuSeconds,
   saveResult,
   settle,
+  snapshotWeftWorker,
   wrk,
   wrkWithCpu,
 } from "./lib.mjs";
@@ -60,15 +63,29 @@ const SEGMENT = "paid-pricing-interest";
 const LANDING = "/pricing?utm_source=google&utm_medium=cpc&utm_campaign=spring";
 
 runPart("edge", async () => {
-  const worker = await startWorker({ vars: { WEFT_BENCH: "1" }, logLevel: "error" });
+  const snapshot = snapshotWeftWorker();
+  const worker = await startWorker({
+    config: snapshot.config,
+    // The per-write-key rate limit (weft.toml) would refuse the load: capacity is measured.
+    vars: { WEFT_BENCH: "1", WEFT_RATE_LIMIT: "off" },
+    logLevel: "error",
+  }).catch((error) => {
+    snapshot.remove();
+    throw error;
+  });
   try {
     const seeded = await seed(worker);
     const reads = await decideVsBare(worker, seeded);
     const batches = await batchRuns(worker, reads.noopCpuMs);
     const freshness = await freshnessTrials(worker);
     saveResult("edge", { seededDoc: seeded.doc, ...reads, batches, freshness });
+  } catch (error) {
+    const tail = worker.logs().split("\n").slice(-15).join("\n");
+    error.message += `\nthe worker's last log lines:\n${tail}`;
+    throw error;
   } finally {
     await worker.stop();
+    snapshot.remove();
   }
 });
 

@@ -11,14 +11,22 @@
 //! where wrk saw errors (socket errors, timeouts, non-2xx answers) fail the part.
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * What a page loads of weft's SDK comes from here: `www/`, or the copy scripts/bench.sh takes
+ * right after building, so that a rebuild by someone else in the same checkout cannot
+ * change the files halfway through a run.
+ */
+export const WWW = process.env.WEFT_BENCH_WWW ?? join(ROOT, "www");
 
 /** Where the wrk Lua scripts live. */
 export const WRK_DIR = join(ROOT, "bench/wrk");
@@ -145,7 +153,10 @@ export function run(command, argv, options = {}) {
     child.on("error", (error) => fail(new BenchError(`${command} did not start: ${error}`)));
     child.on("exit", (code, signal) => {
       if (code === 0) ok(out);
-      else fail(new BenchError(`${command} ${argv.join(" ")} ended ${code ?? signal}:\n${out}${err}`));
+      else {
+        const how = `${command} ${argv.join(" ")} ended ${code ?? signal}`;
+        fail(new BenchError(`${how}:\n${out}${err}`));
+      }
     });
   });
 }
@@ -255,4 +266,38 @@ export async function readBody(req) {
 export function round(value, digits = 3) {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/**
+ * Copies the built weft worker (`crates/edge/build/`) and its static assets to a folder of
+ * their own and writes a wrangler configuration running that copy: `wrangler dev` restarts
+ * the runtime when the worker's files or its assets change, and anyone building in the same
+ * checkout would otherwise restart it mid-run. The configuration is the repository's
+ * `wrangler.toml` with `main` and the assets folder pointing at the copies.
+ *
+ * @returns {{ config: string, remove: () => void }}
+ */
+export function snapshotWeftWorker() {
+  const dir = mkdtempSync(join(tmpdir(), "weft-bench-worker-"));
+  cpSync(join(ROOT, "crates/edge/build"), join(dir, "build"), {
+    recursive: true,
+    filter: (path) => !path.includes("/.tmp"),
+  });
+  const original = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  let main = false;
+  const config = original
+    .replace(/^main\s*=\s*"[^"]*"\s*$/m, () => {
+      main = true;
+      return `main = ${JSON.stringify(join(dir, "build/index.js"))}`;
+    })
+    .replace(/^directory\s*=\s*"([^"]*)"\s*$/m, (_, assets) => {
+      cpSync(resolve(ROOT, assets), join(dir, "assets"), { recursive: true });
+      return `directory = ${JSON.stringify(join(dir, "assets"))}`;
+    });
+  if (!main) {
+    throw new BenchError("wrangler.toml has no `main = \"…\"` line to point at the copy");
+  }
+  const path = join(dir, "wrangler.toml");
+  writeFileSync(path, config);
+  return { config: path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

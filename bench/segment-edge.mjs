@@ -63,13 +63,14 @@ runPart("segment-edge", async () => {
     await check(worker);
 
     const args = [String(USERS)];
-    for (const url of Object.values(routes)) await wrk({ url, seconds: 2, script: "users.lua", args });
+    const load = (url, seconds) => wrk({ url, seconds, script: "users.lua", args });
+    for (const url of Object.values(routes)) await load(url, 2);
     const rounds = [];
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 ? ["bare", "personalised"] : ["personalised", "bare"];
       const measured = {};
       for (const name of order) {
-        measured[name] = await wrk({ url: routes[name], seconds: SECONDS, script: "users.lua", args });
+        measured[name] = await load(routes[name], SECONDS);
       }
       rounds.push(measured);
       console.log(
@@ -137,7 +138,8 @@ async function check(worker) {
   const page = await fetch(`${worker.url}/`, { headers });
   const html = await page.text();
   if (page.status !== 200 || !html.includes("Hello, VIP")) {
-    throw new BenchError(`the Edge SDK did not personalise /: ${page.status} ${html.slice(0, 300)}`);
+    const start = html.slice(0, 300);
+    throw new BenchError(`the Edge SDK did not personalise /: ${page.status} ${start}`);
   }
   if (!html.includes("analytics")) {
     throw new BenchError("the Edge SDK did not inject its snippet into the page");

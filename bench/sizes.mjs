@@ -14,7 +14,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
-import { BenchError, ROOT, round, runPart, saveResult } from "./lib.mjs";
+import { BenchError, ROOT, round, runPart, saveResult, WWW } from "./lib.mjs";
 
 /** The peers' browser bundles, as found in their npm packages. */
 export const PEERS = [
@@ -79,13 +79,19 @@ runPart("sizes", async () => {
  * Fails when the SDK has not been built.
  */
 function weftSdkFiles() {
-  const files = ["www/snippet.min.js", "www/sdk/pkg/weft.js", "www/sdk/pkg/weft_sdk_bg.wasm"];
+  const files = ["snippet.min.js", "sdk/pkg/weft.js", "sdk/pkg/weft_sdk_bg.wasm"];
   for (const file of files) {
-    if (!existsSync(join(ROOT, file))) {
+    const path = join(WWW, file);
+    if (!existsSync(path)) {
       throw new BenchError(`${file} missing: weft's SDK is not built (make build-sdk)`);
     }
+    // Two builds at once in one checkout can leave a file empty or half written.
+    const head = readFileSync(path).subarray(0, 4);
+    if (head.length === 0 || (file.endsWith(".wasm") && head.toString("latin1") !== "\0asm")) {
+      throw new BenchError(`${file} is empty or not WebAssembly: rebuild with make build-sdk`);
+    }
   }
-  return files.map((file) => join(ROOT, file));
+  return files.map((file) => join(WWW, file));
 }
 
 /** Raw size, gzip -9 as shipped, and gzip -9 after esbuild --minify (JS only). */
@@ -100,7 +106,8 @@ function measure(path) {
     // Minifying can only be asked to help: keep the shipped size when it does not.
     gzipMinified = Math.min(gzip, gzipSize(minified));
   }
-  return { file: relative(ROOT, path), raw, gzip, gzipMinified };
+  const file = path.startsWith(WWW) ? join("www", relative(WWW, path)) : relative(ROOT, path);
+  return { file, raw, gzip, gzipMinified };
 }
 
 function gzipSize(bytes) {

@@ -69,7 +69,10 @@ function bytes(n) {
 }
 
 function num(n, digits = 0) {
-  return n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
 }
 
 function ratio(a, b, digits = 2) {
@@ -141,9 +144,10 @@ function loadRows(load) {
     ),
     row(
       area,
-      `longest main-thread task until then, median of ${load.runs}`,
-      `${num(weft.longestTaskMs, 1)} ms`,
-      `@segment/analytics-next ${num(peer.longestTaskMs, 1)} ms`,
+      `longest main-thread task until then, median of ${load.runs}: wall (thread CPU)`,
+      `${num(weft.longestTaskMs, 1)} ms (${num(weft.longestTaskCpuMs, 1)} ms)`,
+      `@segment/analytics-next ${num(peer.longestTaskMs, 1)} ms ` +
+        `(${num(peer.longestTaskCpuMs, 1)} ms)`,
       ratio(weft.longestTaskMs, peer.longestTaskMs),
       "≤ 50 ms",
       yes(weft.longestTaskMs <= 50),
@@ -292,10 +296,10 @@ function render(rows, complete) {
   const lines = [
     `| ${header.join(" | ")} |`,
     `|${header.map(() => "---").join("|")}|`,
-    ...rows.map(
-      (r) =>
-        `| ${[r.area, r.measure, r.weft, r.peer, r.ratio, r.target, r.met].map(escape).join(" | ")} |`,
-    ),
+    ...rows.map((r) => {
+      const cells = [r.area, r.measure, r.weft, r.peer, r.ratio, r.target, r.met];
+      return `| ${cells.map(escape).join(" | ")} |`;
+    }),
   ];
   const status = complete
     ? ""
@@ -340,7 +344,8 @@ function machine() {
   const loadNow = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   const before = process.env.WEFT_BENCH_LOAD_BEFORE ?? "unknown";
   const started = Number(process.env.WEFT_BENCH_STARTED);
-  const took = started ? `; the run took ${Math.round((Date.now() / 1000 - started) / 60)} min` : "";
+  const minutes = Math.round((Date.now() / 1000 - started) / 60);
+  const took = started ? `; the run took ${minutes} min` : "";
   const version = (pkg) =>
     JSON.parse(readFileSync(join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
   let rustc = "rustc ?";

@@ -52,7 +52,10 @@ failed() { # part reason
 
 say "load average at the start: $WEFT_BENCH_LOAD_BEFORE ($(nproc) cores)"
 for tool in wrk gzip cargo /usr/bin/chromium; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool missing; run scripts/setup.sh" >&2; exit 1; }
+  if ! command -v "$tool" >/dev/null; then
+    echo "bench: $tool missing; run scripts/setup.sh" >&2
+    exit 1
+  fi
 done
 
 # Builds. A failed build must not leave an older build to be measured as this one.
@@ -63,6 +66,20 @@ if [[ "${WEFT_BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   elif ! make --no-print-directory build-sdk 2>&1 | tee "$LOGS/build-sdk.log"; then
     BROKEN[sdk]="make build-sdk failed (see .weft/bench/logs/build-sdk.log)"
   fi
+fi
+
+# The SDK's files as just built, copied, so a rebuild by someone else in this checkout
+# cannot change them between the size and the load measurements.
+export WEFT_BENCH_WWW="$ROOT/.weft/bench/www"
+rm -rf "$WEFT_BENCH_WWW"
+mkdir -p "$WEFT_BENCH_WWW/sdk"
+if [[ -z "${BROKEN[sdk]:-}" ]]; then
+  if ! cp www/snippet.min.js "$WEFT_BENCH_WWW/" || ! cp -r www/sdk/pkg "$WEFT_BENCH_WWW/sdk/"; then
+    BROKEN[sdk]="www/snippet.min.js or www/sdk/pkg/ missing: run make build-sdk"
+  fi
+fi
+
+if [[ "${WEFT_BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   say "build-worker"
   if ! make --no-print-directory build-worker 2>&1 | tee "$LOGS/build-worker.log"; then
     BROKEN[worker]="make build-worker failed (see .weft/bench/logs/build-worker.log)"

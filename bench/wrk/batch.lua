@@ -57,7 +57,8 @@ request = function()
     end
     events[#events + 1] = track(base .. "t1", vis, "Product Viewed")
     events[#events + 1] = track(base .. "t2", vis, "Product Added")
-    events[#events + 1] = identify(base .. "i", vis, string.format("u-%s-%d-%d", prefix, counter, v))
+    local user = string.format("u-%s-%d-%d", prefix, counter, v)
+    events[#events + 1] = identify(base .. "i", vis, user)
   end
   local body = '{"writeKey":"' .. key .. '","batch":[' .. table.concat(events, ",") .. ']}'
   return wrk.format("POST", "/v1/batch", { ["Content-Type"] = "text/plain" }, body)
