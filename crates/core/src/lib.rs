@@ -8,9 +8,15 @@
 //!
 //! The `engine` feature (on by default) carries the parts that need serde. The SDK turns
 //! it off and keeps the serde-free modules, so the same parsing code runs in both places
-//! without costing the browser bundle serde's weight.
+//! without costing the browser bundle serde's weight. Without `engine` the crate is
+//! `no_std` (it needs `alloc` only), so nothing of `std` reaches the browser's wasm.
 
+#![cfg_attr(not(any(feature = "engine", test)), no_std)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+// The serde-free modules name `alloc`'s types explicitly, so that without `engine` (the
+// browser SDK's build) the crate needs no `std`.
+extern crate alloc;
 
 pub mod campaign;
 pub mod referrer;

@@ -8,6 +8,10 @@
 //!
 //! The module is free of serde and of `core::fmt`, so the browser SDK can use it.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::campaign::Campaign;
 use crate::url;
 

@@ -8,6 +8,9 @@
 //!
 //! The module is free of serde and of `core::fmt`, so the browser SDK can use it.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
 use crate::time::{Millis, MINUTE};
 
 /// Idle time after which the next event starts a new session.
@@ -83,9 +86,9 @@ impl Session {
     pub fn to_text(&self) -> String {
         let mut out = decimal(self.start);
         out.push('.');
-        out.push_str(&decimal(i64::try_from(self.count).unwrap_or(i64::MAX)));
+        push_decimal(&mut out, i64::try_from(self.count).unwrap_or(i64::MAX));
         out.push('.');
-        out.push_str(&decimal(self.last));
+        push_decimal(&mut out, self.last);
         out.push('.');
         out.push_str(&self.campaign);
         out
@@ -143,19 +146,36 @@ pub fn parse_decimal(text: &str) -> Option<i64> {
 /// assert_eq!(weft_core::session::decimal(-120), "-120");
 /// ```
 pub fn decimal(value: i64) -> String {
-    let mut digits = Vec::with_capacity(20);
+    let mut out = String::new();
+    push_decimal(&mut out, value);
+    out
+}
+
+/// Appends the decimal digits of a number to `out`, without `core::fmt`.
+///
+/// ```
+/// let mut out = String::from("n=");
+/// weft_core::session::push_decimal(&mut out, 42);
+/// assert_eq!(out, "n=42");
+/// ```
+pub fn push_decimal(out: &mut String, value: i64) {
+    if value < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
     let mut rest = value.unsigned_abs();
+    let mut n = digits.len();
     loop {
-        digits.push(b'0' + (rest % 10) as u8);
+        n -= 1;
+        digits[n] = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    if value < 0 {
-        digits.push(b'-');
+    for &digit in &digits[n..] {
+        out.push(char::from(digit));
     }
-    digits.iter().rev().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]

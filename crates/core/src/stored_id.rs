@@ -11,6 +11,10 @@
 //!
 //! The module is free of serde and of `core::fmt`, so the browser SDK can use it.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// The longest id kept; longer stored values are ignored as corrupt.
 pub const MAX_ID_LEN: usize = 200;
 

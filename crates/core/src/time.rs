@@ -6,6 +6,8 @@
 //! Segment-spec clients send (`2024-05-03T12:00:00Z`, fractional seconds, numeric
 //! offsets, a space instead of `T`) and nothing looser.
 
+use alloc::string::String;
+
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
 

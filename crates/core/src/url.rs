@@ -10,6 +10,9 @@
 //!
 //! The module is free of serde and of `core::fmt`, so the browser SDK can use it.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// The parts of a URL that touchpoints need, borrowed from the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Parts<'a> {

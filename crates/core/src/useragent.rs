@@ -5,6 +5,8 @@
 //! browsers, performance auditors and uptime monitors; a workspace adds its own patterns
 //! in `weft.toml` (`[collector] bot_patterns`).
 
+use alloc::string::String;
+
 /// Lower-case substrings that mark a user agent as automated.
 pub const BOT_PATTERNS: &[&str] = &[
     "bot",
