@@ -33,7 +33,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * @param {boolean} [options.retry] resend a batch until it is answered 200 (false)
  * @param {(stats: object) => void} [options.onSecond] called once a second with the stats
  * @returns {Promise<object>} stats: requests, latencies (ms of 200 answers), statuses
- *   (count by status or error code), acked (events counted in 200s), generated, batches
+ *   (count by status or error code), samples (the first answer of each), acked
+ *   (events counted in 200s), generated, batches
  *   (every batch with its ids, whether acknowledged and what it was answered), elapsed s
  */
 export async function drive(options) {
@@ -44,6 +45,7 @@ export async function drive(options) {
     requests: 0,
     latencies: [],
     statuses: {},
+    samples: {},
     acked: 0,
     generated: 0,
     batches: [],
@@ -64,6 +66,7 @@ export async function drive(options) {
         stats.requests += 1;
         const key = res.status ?? res.error;
         stats.statuses[key] = (stats.statuses[key] ?? 0) + 1;
+        if (key !== 200 && !(key in stats.samples)) stats.samples[key] = res.text ?? "";
         if (res.status === 200) {
           stats.latencies.push(performance.now() - t0);
           batch.acked = true;
@@ -170,6 +173,9 @@ export function summary(stats, checked) {
       `p99 ${percentile(stats.latencies, 99).toFixed(1)} ms (200 answers)`,
     `errors       ${errors || "none"}`,
   ];
+  for (const [status, text] of Object.entries(stats.samples).filter(([, t]) => t)) {
+    lines.push(`  first ${status}: ${text.slice(0, 300).replace(/\s+/g, " ")}`);
+  }
   if (checked) {
     lines.push(
       `acknowledged ${stats.acked} events, stored ${checked.stored}` +
@@ -223,13 +229,14 @@ function send(url, body, agent) {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
+          const text = Buffer.concat(chunks).toString();
           let json = null;
           try {
-            json = JSON.parse(Buffer.concat(chunks).toString());
+            json = JSON.parse(text);
           } catch {
             // A non-JSON answer is counted by its status.
           }
-          resolve({ status: res.statusCode, json, retryAfter: res.headers["retry-after"] });
+          resolve({ status: res.statusCode, json, text, retryAfter: res.headers["retry-after"] });
         });
         res.on("error", (e) => resolve({ error: e.code ?? "response_error" }));
       },

@@ -13,13 +13,19 @@
 //! (all must be duplicates: they survived the crash) and the store must hold every
 //! generated event exactly once. Fails otherwise.
 //!
+//! The worker runs from a private copy of `crates/edge/build`, so a build finishing in the
+//! checkout meanwhile cannot reload it mid-run.
+//!
 //! Usage: node tests/load/load.mjs [--seconds 30] [--connections 8] [--batch 100]
 //!          [--fault] [--keep-rate-limit] [--url http://127.0.0.1:<port>]
 //! With --url it drives a worker you started (and cannot kill it: --fault needs none).
 
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { startWorker } from "../lib/worker.mjs";
+import { ROOT, startWorker } from "../lib/worker.mjs";
 import { drive, metricsOf, summary, verify } from "./drive.mjs";
 
 const { values: args } = parseArgs({
@@ -40,8 +46,25 @@ if (args.fault && args.url) {
   process.exit(2);
 }
 
+/**
+ * A private copy of the built worker and a wrangler configuration that runs it.
+ * `wrangler dev` reloads when its entry file changes, answering 503 to requests in flight
+ * ("Your worker restarted mid-request"): a build finishing elsewhere in the checkout
+ * during a run would be counted against the collector.
+ */
+function privateBuild() {
+  const dir = mkdtempSync(join(tmpdir(), "weft-load-build-"));
+  cpSync(join(ROOT, "crates/edge/build"), join(dir, "build"), { recursive: true });
+  const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(dir, "build/index.js"))}`)
+    .replace(/^directory = .*$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`);
+  writeFileSync(join(dir, "wrangler.toml"), config);
+  return { dir, config: join(dir, "wrangler.toml") };
+}
+
 const vars = args["keep-rate-limit"] ? {} : { WEFT_RATE_LIMIT: "off" };
-const worker = args.url ? null : await startWorker({ vars, logLevel: "warn" });
+const build = args.url ? null : privateBuild();
+const worker = build && (await startWorker({ vars, logLevel: "warn", config: build.config }));
 const url = args.url ?? worker.url;
 let failed = false;
 try {
@@ -100,6 +123,7 @@ try {
   }
 } finally {
   await worker?.stop();
+  if (build) rmSync(build.dir, { recursive: true, force: true });
 }
 console.log(failed ? "load: FAILED" : "load: passed");
 process.exit(failed ? 1 : 0);
