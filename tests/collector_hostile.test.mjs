@@ -84,7 +84,7 @@ const CASES = [
   ["10k nulls", `{${KEY},"batch":[${Array(10_000).fill("null").join(",")}]}`],
   ["10k-element property", `{${KEY},"batch":[{${PAGE},"messageId":"arr",` +
     `"properties":{"a":[${Array(10_000).fill("1").join(",")}]}}]}`],
-  ["2000 one-byte-short events", `{${KEY},"batch":[${Array(2_000).fill("{}").join(",")}]}`],
+  ["2000 empty events", `{${KEY},"batch":[${Array(2_000).fill("{}").join(",")}]}`],
   // Long strings and ids.
   ["a 20 KiB anonymous id",
     `{${KEY},"batch":[{"type":"page","anonymousId":"${"a".repeat(20_000)}",` +
