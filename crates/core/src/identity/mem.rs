@@ -81,6 +81,63 @@ const X_DEVICE: u64 = 64;
 const X_TRAITS: u64 = 128;
 const X_LAST_TOUCH_AT: u64 = 256;
 
+/// Packed blobs by profile: a small map from profile to a numbered place, and the places,
+/// which cost less than a map holding the blobs themselves.
+#[derive(Debug, Default)]
+struct Blobs {
+    index: HashMap<u32, u32, FxBuild>,
+    places: Chunked<Box<[u8]>>,
+    free: Vec<u32>,
+}
+
+impl Blobs {
+    fn get(&self, p: u32) -> Option<&[u8]> {
+        let place = *self.index.get(&p)?;
+        self.places.get(place as usize).map(|b| &b[..])
+    }
+
+    fn insert(&mut self, p: u32, blob: Box<[u8]>) {
+        if let Some(&place) = self.index.get(&p) {
+            if let Some(slot) = self.places.get_mut(place as usize) {
+                *slot = blob;
+                return;
+            }
+        }
+        let place = match self.free.pop() {
+            Some(place) => {
+                if let Some(slot) = self.places.get_mut(place as usize) {
+                    *slot = blob;
+                }
+                place
+            }
+            None => {
+                self.places.push(blob);
+                self.places.len() as u32 - 1
+            }
+        };
+        self.index.insert(p, place);
+    }
+
+    fn remove(&mut self, p: u32) {
+        if let Some(place) = self.index.remove(&p) {
+            if let Some(slot) = self.places.get_mut(place as usize) {
+                *slot = Box::default();
+            }
+            self.free.push(place);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let map = self.index.capacity() * (8 + 1);
+        let places = self.places.heap_bytes() + self.free.capacity() * 4;
+        let mut bytes = 0;
+        for place in 0..self.places.len() {
+            bytes += self.places.get(place).map_or(0, |b| b.len());
+        }
+        map + places + bytes
+    }
+}
+
 /// Stored events by profile, with their arrival sequence numbers.
 type EventLog = HashMap<u32, Vec<(u64, Event)>, FxBuild>;
 
@@ -93,7 +150,7 @@ pub struct MemStore {
     kinds: Vec<String>,
     slots: Chunked<Slot>,
     live: usize,
-    blobs: HashMap<u32, Box<[u8]>, FxBuild>,
+    blobs: Blobs,
     syms: ByteSet,
     geo: ByteSet,
     hot: HashMap<u32, (Profile, u64), FxBuild>,
@@ -155,7 +212,7 @@ impl MemStore {
             kinds: Vec::new(),
             slots: Chunked::default(),
             live: 0,
-            blobs: HashMap::default(),
+            blobs: Blobs::default(),
             syms: ByteSet::default(),
             geo: ByteSet::default(),
             hot: HashMap::default(),
@@ -235,8 +292,7 @@ impl MemStore {
         Footprint {
             identifiers: self.ids.heap_bytes() + self.links.heap_bytes(),
             profiles: self.slots.heap_bytes() + self.syms.heap_bytes() + self.geo.heap_bytes(),
-            packed: self.blobs.capacity() * (4 + 16 + 1)
-                + self.blobs.values().map(|b| b.len()).sum::<usize>(),
+            packed: self.blobs.heap_bytes(),
             unpacked: self.hot.capacity() * (std::mem::size_of::<(u32, (Profile, u64))>() + 1)
                 + self.queue.capacity() * 16
                 + hot_strings,
@@ -463,7 +519,7 @@ impl MemStore {
             profile.features = Features::default();
         }
 
-        let Some(blob) = self.blobs.get(&p) else {
+        let Some(blob) = self.blobs.get(p) else {
             return Ok(());
         };
         let mut r = Reader::new(blob);
@@ -513,6 +569,14 @@ impl MemStore {
                 let at = s.last_seen + r.signed().ok_or_else(corrupt)?;
                 let value = match r.byte().ok_or_else(corrupt)? {
                     0 => Value::String(text(&mut r)?),
+                    2 => {
+                        let n = u32::try_from(r.varint().ok_or_else(corrupt)?)
+                            .map_err(|_| corrupt())?;
+                        if n as usize >= self.ids.len() {
+                            return Err(corrupt());
+                        }
+                        Value::String(self.identifier(n).value)
+                    }
                     _ => serde_json::from_slice(r.bytes().ok_or_else(corrupt)?)
                         .map_err(|_| corrupt())?,
                 };
@@ -601,12 +665,26 @@ impl MemStore {
                 let (sym, _) = self.syms.insert(&name_key).map_err(too_long)?;
                 put_varint(&mut blob, u64::from(sym));
                 put_signed(&mut blob, t.at - profile.last_seen);
-                match &t.value {
-                    Value::String(s) => {
+                // A trait that repeats one of the profile's identifiers (the email, most
+                // often) points at the interned identifier instead of a second copy.
+                let same_as_id = match &t.value {
+                    Value::String(s) => profile
+                        .identifiers
+                        .iter()
+                        .find(|h| h.id.value == *s)
+                        .and_then(|h| self.find(&h.id)),
+                    _ => None,
+                };
+                match (&t.value, same_as_id) {
+                    (Value::String(_), Some(n)) => {
+                        blob.push(2);
+                        put_varint(&mut blob, u64::from(n));
+                    }
+                    (Value::String(s), None) => {
                         blob.push(0);
                         put_bytes(&mut blob, s.as_bytes());
                     }
-                    other => {
+                    (other, _) => {
                         blob.push(1);
                         let json = serde_json::to_vec(other).map_err(|e| {
                             StoreError::Backend(format!("trait {name} not serialisable: {e}"))
@@ -618,7 +696,7 @@ impl MemStore {
         }
 
         if bits == 0 {
-            self.blobs.remove(&p);
+            self.blobs.remove(p);
         } else {
             let mut packed = Vec::with_capacity(blob.len() + 2);
             put_varint(&mut packed, bits);
@@ -779,7 +857,10 @@ fn profile_index(id: ProfileId) -> Result<u32, StoreError> {
 }
 
 fn too_long(e: super::table::TooLong) -> StoreError {
-    StoreError::Backend(format!("key of {} bytes exceeds 65535", e.0))
+    StoreError::Backend(format!(
+        "key of {} bytes not stored (over 65535 bytes, or 4 GiB of keys held)",
+        e.0
+    ))
 }
 
 /// The 16 bytes of a canonical lowercase UUID text, if `value` is one.
@@ -874,7 +955,7 @@ impl Store for MemStore {
                     None => Profile::new(ProfileId::from(p), 0),
                 };
                 self.unpack_into(p, &mut profile)?;
-                self.blobs.remove(&p);
+                self.blobs.remove(p);
                 self.slot_mut(p)?.flags |= OUT;
                 Ok(Some(profile))
             }
@@ -903,7 +984,7 @@ impl Store for MemStore {
     fn delete(&mut self, profile: ProfileId) -> Result<(), StoreError> {
         let p = profile_index(profile)?;
         self.hot.remove(&p);
-        self.blobs.remove(&p);
+        self.blobs.remove(p);
         let slot = self.slot_mut(p)?;
         let was_alive = slot.flags & ALIVE != 0;
         *slot = Slot {
@@ -1111,6 +1192,7 @@ mod tests {
         p.observe(&e, &FeatureSpec::default());
         let mut i = Event::new(EventKind::Identify, "m-2", 5_000);
         i.traits.insert("plan".into(), json!("pro"));
+        i.traits.insert("login".into(), json!("u-1"));
         i.traits.insert("seats".into(), json!({"n": 3, "ok": true}));
         p.observe(&i, &FeatureSpec::default());
         let mut g = Event::new(EventKind::Group, "m-3", 900);
