@@ -12,6 +12,7 @@ import { gzipSync } from "node:zlib";
 
 import { startWorker } from "./lib/worker.mjs";
 import {
+  archivedById,
   basic,
   metrics,
   pageEvent,
@@ -377,5 +378,17 @@ describe("collector api", () => {
     assert.ok(found.identifiers.some((h) => h.id === "email:fields@example.com"));
     assert.equal(found.touchpoints.first.medium, "cpc");
     assert.equal(found.touchpoints.first.source, "google");
+
+    // The archive keeps every common field as sent, beside what the collector added.
+    const stored = await archivedById(worker, batch.map((e) => e.messageId));
+    const [page, identify] = batch.map((e) => stored.find((a) => a.messageId === e.messageId));
+    assert.deepEqual(page.context.campaign, batch[0].context.campaign);
+    assert.equal(page.context.locale, "en-GB");
+    assert.deepEqual(page.integrations, { All: true });
+    assert.deepEqual(page.properties, { path: "/pricing" });
+    assert.equal(page.originalTimestamp, batch[0].timestamp);
+    assert.ok(page.sentAt && page.receivedAt && page.timestamp);
+    assert.equal(page.weft.source, "web");
+    assert.deepEqual(identify.traits, batch[1].traits);
   });
 });
