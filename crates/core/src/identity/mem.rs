@@ -147,7 +147,7 @@ type EventLog = HashMap<u32, Vec<(u64, Event)>, FxBuild>;
 /// Memory is not given back while the store lives: an unlinked identifier keeps its
 /// interned bytes, a deleted profile its slot, and remembered message ids are never
 /// forgotten by age (the `at` of [`Store::remember`] is ignored; [`MemStore::clear_seen`]
-/// forgets them all). Profile and merge ids are `u32` inside: past 4 billion profiles,
+/// forgets them all). Profile ids are `u32` inside: past 4 billion profiles,
 /// [`Store::next_profile_id`] fails.
 #[derive(Debug)]
 pub struct MemStore {
