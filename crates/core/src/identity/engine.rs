@@ -285,10 +285,14 @@ fn resolve<S: Store + ?Sized>(
     // The common case: every identifier already points to one profile.
     if let Some(Some(only)) = candidates.first().map(|c| c.owner) {
         if candidates.iter().all(|c| c.owner == Some(only)) {
-            let mut profile = take(store, only)?;
-            profile.observe(event, spec);
-            store.append_event(only, event)?;
-            store.save(profile)?;
+            if store.observe_in_place(only, event, spec)? {
+                store.append_event(only, event)?;
+            } else {
+                let mut profile = take(store, only)?;
+                profile.observe(event, spec);
+                store.append_event(only, event)?;
+                store.save(profile)?;
+            }
             out.profile = Some(only);
             out.changed.push(only);
             return Ok(out);

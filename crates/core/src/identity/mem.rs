@@ -21,11 +21,11 @@ use serde_json::Value;
 use super::store::{Merge, MergeId, Store, StoreError};
 use super::table::{put_bytes, put_signed, put_varint, ByteSet, Chunked, FxBuild, Reader};
 use super::{IdKind, Identifier};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::profile::{Held, Profile, ProfileId, Trait};
-use crate::segment::Features;
+use crate::segment::{FeatureSpec, Features};
 use crate::time::Millis;
-use crate::touch::Touchpoint;
+use crate::touch::{self, Touchpoint};
 
 /// How many unpacked profiles [`MemStore::new`] keeps cached: none. On the benchmark's
 /// workload, where a visitor's events are minutes to hours apart, a cache of 4,096
@@ -37,6 +37,8 @@ const ALIVE: u8 = 1;
 const BOT: u8 = 2;
 const HOT: u8 = 4;
 const OUT: u8 = 8;
+/// The profile has a packed blob beside its slot.
+const BLOB: u8 = 16;
 
 /// Tag bit of an identifier key whose value is a packed UUID.
 const PACKED_UUID: u8 = 0x80;
@@ -713,7 +715,10 @@ impl MemStore {
         self.scratch = blob;
 
         let slot = self.slot_mut(p)?;
-        let flags = (slot.flags & !(BOT | HOT | OUT)) | ALIVE | if profile.bot { BOT } else { 0 };
+        let flags = (slot.flags & !(BOT | HOT | OUT | BLOB))
+            | ALIVE
+            | if profile.bot { BOT } else { 0 }
+            | if bits == 0 { 0 } else { BLOB };
         *slot = Slot {
             first_seen,
             last_seen: profile.last_seen,
@@ -1167,6 +1172,107 @@ impl Store for MemStore {
     fn has_blocks(&self) -> Result<bool, StoreError> {
         Ok(!self.blocks.is_empty())
     }
+
+    /// Updates a profile that lives wholly in its slot (no blob, not cached, not taken)
+    /// for an event that sets no trait, account or counter: times, count, bot flag,
+    /// touches and geo change in the slot, and nothing is unpacked. Anything the slot
+    /// cannot hold afterwards (a touch time apart from the slot's times, a geo value past
+    /// the interned ones) sends the event the long way, unchanged.
+    fn observe_in_place(
+        &mut self,
+        profile: ProfileId,
+        event: &Event,
+        spec: &FeatureSpec,
+    ) -> Result<bool, StoreError> {
+        let Ok(p) = u32::try_from(profile) else {
+            return Ok(false);
+        };
+        let Some(&was) = self.slot(p) else {
+            return Ok(false);
+        };
+        if was.flags & (ALIVE | HOT | OUT | BLOB) != ALIVE || was.events == 0 {
+            return Ok(false);
+        }
+        if matches!(event.kind, EventKind::Identify | EventKind::Group)
+            || event.context.contains_key("traits")
+        {
+            return Ok(false);
+        }
+        let mut counted = false;
+        spec.each_match(event, |_| counted = true);
+        if counted {
+            return Ok(false);
+        }
+
+        let at = event.timestamp;
+        let mut next = was;
+        next.first_seen = was.first_seen.min(at);
+        next.last_seen = was.last_seen.max(at);
+        let Some(events) = was.events.checked_add(1) else {
+            return Ok(false);
+        };
+        next.events = events;
+        if !event.weft.bot {
+            next.flags &= !BOT;
+        }
+
+        // Without a blob, the first touch happened at first_seen and the last one
+        // last_touch_age before last_seen.
+        let mut first_at = was.first_seen;
+        let mut last_at = was.last_seen - Millis::from(was.last_touch_age);
+        if let Some(t) = touch::from_event(event) {
+            let is_first = was.first_touch == 0 || t.at < first_at;
+            let is_last = was.last_touch == 0 || t.at >= last_at;
+            if is_first || is_last {
+                let hint = if is_last {
+                    was.last_touch
+                } else {
+                    was.first_touch
+                };
+                let sym = self.intern_touch(&t, hint)?;
+                if is_first {
+                    next.first_touch = sym;
+                    first_at = t.at;
+                }
+                if is_last {
+                    next.last_touch = sym;
+                    last_at = t.at;
+                }
+            }
+        }
+        if next.first_touch != 0 && first_at != next.first_seen {
+            return Ok(false);
+        }
+        if next.last_touch != 0 {
+            let age = next.last_seen.checked_sub(last_at);
+            match age
+                .and_then(|a| u32::try_from(a).ok())
+                .filter(|&a| a != u32::MAX)
+            {
+                Some(age) => next.last_touch_age = age,
+                None => return Ok(false),
+            }
+        }
+
+        let latest = at >= was.last_seen;
+        for (geo, value) in [
+            (&mut next.country, &event.weft.country),
+            (&mut next.device, &event.weft.device),
+        ] {
+            if let Some(value) = value {
+                if latest || *geo == 0 {
+                    let n = self.intern_geo(Some(value), *geo)?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    *geo = n;
+                }
+            }
+        }
+
+        *self.slot_mut(p)? = next;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -1326,6 +1432,46 @@ mod tests {
         assert_eq!(texts(&store, a), ["anonymous_id:q"]);
         assert_eq!(store.profile_of(&ids[0].id).unwrap(), None);
         assert_eq!(store.counts().identifiers, 2);
+    }
+
+    #[test]
+    fn observing_in_place_gives_the_profiles_the_long_way_gives() {
+        use crate::identity::workload::{Workload, WorkloadSpec};
+        use crate::identity::{ingest, IdentityConfig};
+
+        let workload = Workload::new(WorkloadSpec {
+            events: 4_000,
+            visitors: 400,
+            ..WorkloadSpec::default()
+        });
+        let (config, spec) = (IdentityConfig::default(), FeatureSpec::default());
+        let in_order: Vec<Event> = workload.events().collect();
+        let mut bots = in_order.clone();
+        for (i, e) in bots.iter_mut().enumerate() {
+            e.weft.bot = i % 3 == 0;
+        }
+        let cases = [
+            ("in time order", in_order.clone()),
+            ("newest first", in_order.iter().rev().cloned().collect()),
+            ("some bots", bots),
+        ];
+        for (name, events) in cases {
+            // A cache larger than the workload keeps every profile unpacked, so every
+            // event takes the long way there.
+            let mut long = MemStore::new().with_hot_capacity(1 << 20);
+            let mut fast = MemStore::new();
+            for e in &events {
+                let a = ingest(&mut long, &config, &spec, e).map(|o| o.profile);
+                let b = ingest(&mut fast, &config, &spec, e).map(|o| o.profile);
+                assert_eq!(a.ok(), b.ok(), "{name}: {}", e.message_id);
+            }
+            let long: Vec<Profile> = long.profiles().collect();
+            let fast: Vec<Profile> = fast.profiles().collect();
+            assert_eq!(long.len(), fast.len(), "{name}");
+            for (l, f) in long.iter().zip(&fast) {
+                assert_eq!(l, f, "{name}");
+            }
+        }
     }
 
     #[test]

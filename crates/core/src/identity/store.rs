@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Identifier;
 use crate::event::Event;
 use crate::profile::{Held, Profile, ProfileId};
+use crate::segment::FeatureSpec;
 use crate::time::Millis;
 
 /// A merge's id, assigned by the store in recording order.
@@ -189,6 +190,22 @@ pub trait Store {
     /// # Errors
     /// [`StoreError`].
     fn is_blocked(&self, a: &Identifier, b: &Identifier) -> Result<bool, StoreError>;
+
+    /// Takes one event into a stored profile where it lies, when the store can do so
+    /// cheaply and with exactly the result of [`Store::take`], [`Profile::observe`] and
+    /// [`Store::save`]; `false` when it did nothing and the engine must go that long way.
+    /// By default, always `false`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn observe_in_place(
+        &mut self,
+        _profile: ProfileId,
+        _event: &Event,
+        _spec: &FeatureSpec,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// Whether any link is blocked at all; lets the engine skip pair checks. A store may
     /// always answer `true`.
