@@ -120,6 +120,21 @@ impl Blobs {
         self.index.insert(p, place);
     }
 
+    /// Sets the blob of `p` to `bytes`, overwriting the old one where it has that length.
+    fn replace(&mut self, p: u32, bytes: &[u8]) {
+        if let Some(&place) = self.index.get(&p) {
+            if let Some(slot) = self.places.get_mut(place as usize) {
+                if slot.len() == bytes.len() {
+                    slot.copy_from_slice(bytes);
+                } else {
+                    *slot = bytes.into();
+                }
+                return;
+            }
+        }
+        self.insert(p, bytes.into());
+    }
+
     fn remove(&mut self, p: u32) {
         if let Some(place) = self.index.remove(&p) {
             if let Some(slot) = self.places.get_mut(place as usize) {
@@ -1173,11 +1188,11 @@ impl Store for MemStore {
         Ok(!self.blocks.is_empty())
     }
 
-    /// Updates a profile that lives wholly in its slot (no blob, not cached, not taken)
-    /// for an event that sets no trait, account or counter: times, count, bot flag,
-    /// touches and geo change in the slot, and nothing is unpacked. Anything the slot
-    /// cannot hold afterwards (a touch time apart from the slot's times, a geo value past
-    /// the interned ones) sends the event the long way, unchanged.
+    /// Updates a stored profile for an event that sets no trait, account or counter:
+    /// times, count, bot flag, touches and geo change in the slot, and a blob, if any,
+    /// has its times rewritten in place; nothing is unpacked. A profile cached or taken,
+    /// a blob holding a count or geo of its own, or a geo value past the interned ones
+    /// sends the event the long way, unchanged.
     fn observe_in_place(
         &mut self,
         profile: ProfileId,
@@ -1190,7 +1205,7 @@ impl Store for MemStore {
         let Some(&was) = self.slot(p) else {
             return Ok(false);
         };
-        if was.flags & (ALIVE | HOT | OUT | BLOB) != ALIVE || was.events == 0 {
+        if was.flags & (ALIVE | HOT | OUT) != ALIVE || was.events == 0 {
             return Ok(false);
         }
         if matches!(event.kind, EventKind::Identify | EventKind::Group)
@@ -1203,6 +1218,14 @@ impl Store for MemStore {
         if counted {
             return Ok(false);
         }
+        let head = if was.flags & BLOB == 0 {
+            BlobHead::default()
+        } else {
+            match self.blobs.get(p).and_then(|b| BlobHead::parse(b, &was)) {
+                Some(head) => head,
+                None => return Ok(false),
+            }
+        };
 
         let at = event.timestamp;
         let mut next = was;
@@ -1215,11 +1238,11 @@ impl Store for MemStore {
         if !event.weft.bot {
             next.flags &= !BOT;
         }
-
-        // Without a blob, the first touch happened at first_seen and the last one
-        // last_touch_age before last_seen.
-        let mut first_at = was.first_seen;
-        let mut last_at = was.last_seen - Millis::from(was.last_touch_age);
+        let created = head.created.unwrap_or(was.first_seen).min(at);
+        let mut first_at = head.first_touch_at.unwrap_or(was.first_seen);
+        let mut last_at = head
+            .last_touch_at
+            .unwrap_or(was.last_seen - Millis::from(was.last_touch_age));
         if let Some(t) = touch::from_event(event) {
             let is_first = was.first_touch == 0 || t.at < first_at;
             let is_last = was.last_touch == 0 || t.at >= last_at;
@@ -1240,19 +1263,6 @@ impl Store for MemStore {
                 }
             }
         }
-        if next.first_touch != 0 && first_at != next.first_seen {
-            return Ok(false);
-        }
-        if next.last_touch != 0 {
-            let age = next.last_seen.checked_sub(last_at);
-            match age
-                .and_then(|a| u32::try_from(a).ok())
-                .filter(|&a| a != u32::MAX)
-            {
-                Some(age) => next.last_touch_age = age,
-                None => return Ok(false),
-            }
-        }
 
         let latest = at >= was.last_seen;
         for (geo, value) in [
@@ -1270,9 +1280,132 @@ impl Store for MemStore {
             }
         }
 
+        // The blob, rewritten in the order pack writes it.
+        let mut bits = 0;
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        if created != next.first_seen {
+            bits |= X_CREATED;
+            put_signed(&mut body, created - next.first_seen);
+        }
+        if next.first_touch != 0 && first_at != next.first_seen {
+            bits |= X_FIRST_TOUCH_AT;
+            put_signed(&mut body, first_at - next.first_seen);
+        }
+        next.last_touch_age = 0;
+        if next.last_touch != 0 {
+            let age = next.last_seen.checked_sub(last_at);
+            match age
+                .and_then(|a| u32::try_from(a).ok())
+                .filter(|&a| a != u32::MAX)
+            {
+                Some(age) => next.last_touch_age = age,
+                None => {
+                    bits |= X_LAST_TOUCH_AT;
+                    put_signed(&mut body, last_at - next.last_seen);
+                    next.last_touch_age = u32::MAX;
+                }
+            }
+        }
+        let old = match was.flags & BLOB {
+            0 => &[][..],
+            _ => self.blobs.get(p).unwrap_or_default(),
+        };
+        bits |= head.bits & (X_ACCOUNT | X_FEATURES | X_TRAITS);
+        let shifted = old.get(head.kept.clone()).is_some_and(|kept| {
+            body.extend_from_slice(kept);
+            let traits = old.get(head.kept.end..).unwrap_or_default();
+            head.bits & X_TRAITS == 0
+                || shift_traits(traits, &mut body, was.last_seen - next.last_seen).is_some()
+        });
+        if !shifted {
+            self.scratch = body;
+            return Ok(false);
+        }
+
+        if bits == 0 {
+            if was.flags & BLOB != 0 {
+                self.blobs.remove(p);
+            }
+            next.flags &= !BLOB;
+        } else {
+            let mut packed = Vec::with_capacity(body.len() + 2);
+            put_varint(&mut packed, bits);
+            packed.extend_from_slice(&body);
+            self.blobs.replace(p, &packed);
+            next.flags |= BLOB;
+        }
+        self.scratch = body;
         *self.slot_mut(p)? = next;
         Ok(true)
     }
+}
+
+/// The head of a packed blob: the times an in-place update recomputes (absolute), and
+/// the account and features it copies unchanged, after which the traits begin.
+#[derive(Debug, Default)]
+struct BlobHead {
+    bits: u64,
+    created: Option<Millis>,
+    first_touch_at: Option<Millis>,
+    last_touch_at: Option<Millis>,
+    kept: std::ops::Range<usize>,
+}
+
+impl BlobHead {
+    /// The head of `blob`, the blob of the profile in slot `s`; `None` when the blob holds
+    /// a count, country or device of its own, which only the long way rewrites.
+    fn parse(blob: &[u8], s: &Slot) -> Option<BlobHead> {
+        let mut r = Reader::new(blob);
+        let bits = r.varint()?;
+        let known = X_CREATED | X_FIRST_TOUCH_AT | X_LAST_TOUCH_AT | X_ACCOUNT | X_FEATURES;
+        if bits & !(known | X_TRAITS) != 0 {
+            return None;
+        }
+        let mut at = |bit: u64, base: Millis| -> Option<Option<Millis>> {
+            Some(match bits & bit {
+                0 => None,
+                _ => Some(base + r.signed()?),
+            })
+        };
+        let created = at(X_CREATED, s.first_seen)?;
+        let first_touch_at = at(X_FIRST_TOUCH_AT, s.first_seen)?;
+        let last_touch_at = at(X_LAST_TOUCH_AT, s.last_seen)?;
+        let start = blob.len() - r.remaining();
+        if bits & X_ACCOUNT != 0 {
+            r.bytes()?;
+        }
+        if bits & X_FEATURES != 0 {
+            r.bytes()?;
+        }
+        let end = blob.len() - r.remaining();
+        Some(BlobHead {
+            bits,
+            created,
+            first_touch_at,
+            last_touch_at,
+            kept: start..end,
+        })
+    }
+}
+
+/// Copies a packed traits section into `out` with every trait's time, kept relative to
+/// `last_seen`, moved by `shift`; `None` when the section is unreadable.
+fn shift_traits(traits: &[u8], out: &mut Vec<u8>, shift: Millis) -> Option<()> {
+    let mut r = Reader::new(traits);
+    let count = r.varint()?;
+    put_varint(out, count);
+    for _ in 0..count {
+        put_varint(out, r.varint()?);
+        put_signed(out, r.signed()?.checked_add(shift)?);
+        let tag = r.byte()?;
+        out.push(tag);
+        match tag {
+            2 => put_varint(out, r.varint()?),
+            _ => put_bytes(out, r.bytes()?),
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]
