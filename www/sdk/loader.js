@@ -2,10 +2,18 @@
 //
 // The snippet (www/snippet.js) defines `weft` as a queue of calls and loads this file,
 // bundled with wasm-bindgen's glue into www/sdk/pkg/weft.js by scripts/build-sdk.sh. The
-// Rust side (crates/sdk) keeps the ids, works out each event's page, campaign and session,
-// and holds the bounded outbox; this side does what JavaScript does best and smallest: the
-// API's argument shapes, the event objects, traits, timers, page-exit listeners, fetch, and
-// cross-tab locks. Only strings and numbers cross between the two.
+// Rust side (crates/sdk) keeps the ids, works out each event's campaign and session, and
+// holds the bounded outbox; this side does what JavaScript does best and smallest: the
+// API's argument shapes, the event objects and their `context.page`, traits, timers,
+// page-exit listeners, fetch, and cross-tab locks. The two talk through one function,
+// `call(op, now, arg)`: an operation code (crates/sdk/src/sdk.rs, module `op`), the clock,
+// and one string of NUL-separated fields; it answers one string.
+//
+// `context.page` is the live location and document, overridden by the event's own `url`,
+// `path`, `search`, `referrer` and `title` (a page call's properties, then
+// `options.context.page`); a new `url` without its own `search` or `path` carries the URL's
+// (read with the browser's URL parser), so the campaign is read from the page the event
+// names, not from the live location (field report `utm-from-explicit-page-search`).
 //
 // Delivery: batches leave when `flushAt` events wait, after `flushInterval` ms, and on
 // `pagehide` or hidden visibility. Every request uses `fetch` with `keepalive`, within the
@@ -22,11 +30,29 @@
 // catches that. A batch sent at page exit whose answer the page did not live to see is
 // sent again from the next page, and deduplicated by the collector.
 
-import init, * as sdk from "./pkg/weft_sdk.js";
+import init, { call } from "./pkg/weft_sdk.js";
+
+// Operation codes of `call`, as crates/sdk/src/sdk.rs numbers them.
+const BOOT = 0;
+const IDS = 1;
+const SET_ANONYMOUS_ID = 2;
+const SET_USER_ID = 3;
+const RESET = 4;
+const TOUCH = 5;
+const PUSH = 6;
+const CONSENT = 7;
+const TAKE = 8;
+const SETTLE = 9;
+const PERSIST = 10;
+const ORPHANS = 11;
+const ADOPT = 12;
+const STATS = 13;
 
 const win = window;
 const nav = navigator;
-const script = document.currentScript;
+const doc = document;
+const loc = location;
+const script = doc.currentScript;
 const stub = win.weft || [];
 const cfg = Object.assign({}, stub._cfg);
 const endpoint = (cfg.host || "").replace(/\/$/, "") + "/v1/batch";
@@ -37,6 +63,8 @@ const KEEPALIVE_BUDGET = 65536;
 const BATCH_BYTES = 32768;
 const BATCH_EVENTS = 100;
 const VERSION = "0.1.0";
+const TRAITS = "weft_traits";
+const TAB_LOCK = "weft_tab:";
 
 let verbose = !!cfg.debug;
 let booted = false;
@@ -45,23 +73,23 @@ let keepaliveBytes = 0;
 let retryAt = 0;
 let flushTimer = 0;
 let saveQueued = false;
+let traits = {};
+let consentState = "granted";
 const readyCallbacks = [];
 
+const sdk = (op, ...fields) => call(op, Date.now(), fields.join("\0"));
+const ids = () => sdk(IDS).split("\0");
 const log = (...args) => verbose && console.log("[weft]", ...args);
 const randomId = () => Math.random().toString(36).slice(2) + Date.now().toString(36);
-const stats = () => JSON.parse(sdk.stats());
+const stats = () => JSON.parse(sdk(STATS));
+const isText = (v) => typeof v == "string";
 
 // A version-4 UUID from crypto.getRandomValues (which, unlike randomUUID, also works on
 // pages not served over https).
-function uuid() {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 15) | 64;
-  b[8] = (b[8] & 63) | 128;
-  const h = Array.from(b, (x) => (x + 256).toString(16).slice(1));
-  return [h.slice(0, 4), h.slice(4, 6), h.slice(6, 8), h.slice(8, 10), h.slice(10)]
-    .map((p) => p.join(""))
-    .join("-");
-}
+const uuid = () =>
+  "10000000-1000-4000-8000-100000000000".replace(/[018]/g, (c) =>
+    (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16),
+  );
 
 // Storage that never throws into the page: null when unreadable, false when unwritable.
 function stored(key, value) {
@@ -74,9 +102,6 @@ function stored(key, value) {
     return value === undefined ? null : false;
   }
 }
-
-let traits = {};
-let consentState = "granted";
 
 // Takes the Web Lock `name` for the page's lifetime; true when held, false when another
 // document holds it, null when the browser has no Web Locks.
@@ -93,21 +118,32 @@ function holdLock(name) {
   });
 }
 
-const PAGE_FIELDS = ["url", "path", "search", "referrer", "title"];
-
 function record(type, fields, o) {
-  if (consentState === "denied") return;
+  if (consentState == "denied") return;
   o = o || {};
   const context = Object.assign({}, o.context);
-  const given = Object.assign({}, type === "page" ? fields.properties : null, context.page);
-  const [anonymousId, userId] = sdk.ids().split("\n");
-  const touch = sdk.touch(
-    [location.href, document.referrer, document.title]
-      .concat(PAGE_FIELDS.map((k) => (typeof given[k] === "string" ? given[k] : "\x01")))
-      .join("\0"),
-    !!context.campaign,
-  );
-  Object.assign(context, JSON.parse(touch), {
+  const given = Object.assign({}, type == "page" && fields.properties, context.page);
+  const page = {
+    url: loc.href.split("#")[0],
+    path: loc.pathname,
+    search: loc.search,
+    referrer: doc.referrer,
+    title: doc.title,
+  };
+  for (const k in page) if (isText(given[k])) page[k] = given[k];
+  if (isText(given.url)) {
+    try {
+      const url = new URL(given.url, loc.href);
+      if (!isText(given.search)) page.search = url.search;
+      if (!isText(given.path)) page.path = url.pathname;
+    } catch (e) {}
+  }
+  const [anonymousId, userId] = ids();
+  const touch = JSON.parse(sdk(TOUCH, page.url, page.search));
+  // An explicit campaign wins over the one read from the page.
+  if (context.campaign) delete touch.campaign;
+  Object.assign(context, touch, {
+    page,
     library: { name: "weft-sdk", version: VERSION },
     userAgent: nav.userAgent,
     locale: nav.language,
@@ -119,7 +155,7 @@ function record(type, fields, o) {
     context,
     integrations: o.integrations,
   });
-  sdk.push(event.messageId, JSON.stringify(event));
+  sdk(PUSH, event.messageId, JSON.stringify(event));
   changed();
 }
 
@@ -129,7 +165,7 @@ function changed() {
   saveQueued = true;
   setTimeout(() => {
     saveQueued = false;
-    sdk.persist();
+    sdk(PERSIST);
     if (stats().waiting >= flushAt) flush();
     else if (!flushTimer) flushTimer = setTimeout(flush, flushInterval);
   }, 0);
@@ -144,10 +180,11 @@ function flush(exit) {
   for (;;) {
     const room = KEEPALIVE_BUDGET - keepaliveBytes;
     const max = exit ? room : Math.min(room, BATCH_BYTES);
-    const batch = sdk.take(max, BATCH_EVENTS, new Date().toISOString());
-    if (!batch) return;
-    const head = batch.slice(0, batch.indexOf("\n")).split(" ");
-    send(+head[0], batch.slice(head[0].length + head[1].length + 2), +head[1]);
+    const [batch, bytes, body] = sdk(TAKE, max, BATCH_EVENTS, new Date().toISOString()).split(
+      "\0",
+    );
+    if (!body) return;
+    send(batch, body, +bytes);
     if (!exit) return;
   }
 }
@@ -166,8 +203,8 @@ function send(batch, body, bytes) {
   const done = (status, after) => {
     inFlight--;
     keepaliveBytes -= bytes;
-    const delay = sdk.settle(batch, status, after, Math.random());
-    sdk.persist();
+    const delay = +sdk(SETTLE, batch, status, after, (Math.random() * 1000) | 0);
+    sdk(PERSIST);
     log("sent", batch, status, delay);
     if (delay) {
       retryAt = Date.now() + delay;
@@ -185,7 +222,7 @@ function send(batch, body, bytes) {
 }
 
 function exit() {
-  sdk.persist();
+  sdk(PERSIST);
   flush(true);
 }
 
@@ -194,7 +231,7 @@ const api = {
   load() {},
   page(...a) {
     const names = [];
-    while (typeof a[0] === "string" && names.length < 2) names.push(a.shift());
+    while (isText(a[0]) && names.length < 2) names.push(a.shift());
     const name = names.pop();
     const category = names.pop();
     record("page", { name, category, properties: a[0] || {} }, a[1]);
@@ -203,31 +240,31 @@ const api = {
     record("track", { event, properties: properties || {} }, o);
   },
   identify(userId, t, o) {
-    if (typeof userId === "object" && userId) [userId, t, o] = [undefined, userId, t];
-    if (userId != null) sdk.setUserId(String(userId));
+    if (typeof userId == "object" && userId) [userId, t, o] = [undefined, userId, t];
+    if (userId != null) sdk(SET_USER_ID, userId);
     traits = Object.assign(traits, t);
-    if (consentState === "granted") stored("weft_traits", JSON.stringify(traits));
+    if (consentState == "granted") stored(TRAITS, JSON.stringify(traits));
     record("identify", { traits: t || {} }, o);
   },
   group(groupId, t, o) {
     record("group", { groupId, traits: t || {} }, o);
   },
   alias(userId, previousId, o) {
-    if (typeof previousId === "object") [previousId, o] = [undefined, previousId];
-    const [anonymousId, current] = sdk.ids().split("\n");
-    sdk.setUserId(String(userId));
+    if (typeof previousId == "object") [previousId, o] = [undefined, previousId];
+    const [anonymousId, current] = ids();
+    sdk(SET_USER_ID, userId);
     record("alias", { previousId: previousId || current || anonymousId }, o);
   },
   reset() {
-    sdk.reset(uuid());
+    sdk(RESET, uuid());
     traits = {};
-    stored("weft_traits", null);
+    stored(TRAITS, null);
   },
   setAnonymousId(id) {
-    sdk.setAnonymousId(String(id));
+    sdk(SET_ANONYMOUS_ID, id);
   },
   user() {
-    const [anonymousId, userId] = sdk.ids().split("\n");
+    const [anonymousId, userId] = ids();
     return { anonymousId, userId: userId || null, traits: Object.assign({}, traits) };
   },
   ready(callback) {
@@ -239,12 +276,12 @@ const api = {
   },
   consent(state) {
     consentState = state;
-    sdk.setConsent(state);
-    if (state === "denied") {
+    sdk(CONSENT, state);
+    if (state == "denied") {
       traits = {};
-      stored("weft_traits", null);
+      stored(TRAITS, null);
     }
-    if (state === "granted") flush();
+    if (state == "granted") flush();
   },
   flush() {
     flush();
@@ -261,15 +298,15 @@ async function boot() {
   try {
     tab = sessionStorage.getItem("weft_tab");
   } catch (e) {}
-  let locked = tab ? await holdLock("weft_tab:" + tab) : null;
+  let locked = tab ? await holdLock(TAB_LOCK + tab) : null;
   if (locked === false) {
     // The previous page of this tab may still be letting go of the lock.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    locked = await holdLock("weft_tab:" + tab);
+    locked = await holdLock(TAB_LOCK + tab);
   }
   if (!locked) {
     tab = randomId();
-    locked = await holdLock("weft_tab:" + tab);
+    locked = await holdLock(TAB_LOCK + tab);
   }
   try {
     sessionStorage.setItem("weft_tab", tab);
@@ -277,48 +314,50 @@ async function boot() {
 
   consentState = cfg.consent || "granted";
   if (cfg.gpc !== false && nav.globalPrivacyControl) consentState = "denied";
-  const n = (v, d) => (v >= 0 ? v : d);
-  sdk.boot(
-    String(cfg.writeKey || ""),
+  // Settings, in crates/sdk's `Settings` order; empty or negative numbers take defaults.
+  sdk(
+    BOOT,
+    cfg.writeKey || "",
     consentState,
     tab,
     uuid(),
-    cfg.cookieDomain,
-    n(cfg.maxEvents, 1000),
-    n(cfg.maxBytes, 1000000),
-    n(cfg.retryBase, 1000),
-    n(cfg.retryMax, 60000),
-    false,
+    cfg.cookieDomain || "",
+    cfg.maxEvents,
+    cfg.maxBytes,
+    cfg.retryBase,
+    cfg.retryMax,
+    loc.hostname,
+    loc.protocol == "https:" ? 1 : "",
   );
   try {
-    traits = JSON.parse(stored("weft_traits")) || {};
+    traits = JSON.parse(stored(TRAITS)) || {};
   } catch (e) {}
-  if (consentState === "denied") stored("weft_traits", null);
+  if (consentState == "denied") stored(TRAITS, null);
 
   // Outboxes of tabs that are gone: adopted now, and once more a little later for a tab
   // whose last page was still unloading.
   const hasLocks = locked !== null;
   const adoptOrphans = async () => {
-    for (const other of sdk.orphans(hasLocks ? 0 : 60000).split("\n").filter(Boolean)) {
-      if (!hasLocks || (await holdLock("weft_tab:" + other))) sdk.adopt(other);
+    for (const other of sdk(ORPHANS, hasLocks ? 0 : 60000).split("\n").filter(Boolean)) {
+      if (!hasLocks || (await holdLock(TAB_LOCK + other))) sdk(ADOPT, other);
     }
   };
   await adoptOrphans();
   setTimeout(() => adoptOrphans().then(() => flush()), 3000);
-  if (!hasLocks) setInterval(() => sdk.persist(), 20000);
+  if (!hasLocks) setInterval(() => sdk(PERSIST), 20000);
 
   win.weft = api;
   booted = true;
   for (const [method, ...args] of stub) {
-    if (method !== "load" && api[method]) api[method](...args);
+    if (method != "load" && api[method]) api[method](...args);
   }
   readyCallbacks.splice(0).forEach((callback) => callback(api));
   addEventListener("pagehide", exit);
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "hidden") exit();
+  doc.addEventListener("visibilitychange", () => {
+    if (doc.visibilityState == "hidden") exit();
   });
   // What earlier pages left goes out now, not after the flush interval.
-  sdk.persist();
+  sdk(PERSIST);
   flush();
 }
 

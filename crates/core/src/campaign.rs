@@ -75,18 +75,17 @@ impl Campaign {
     /// Reads a query string (with or without its leading `?`).
     ///
     /// Names are matched without regard to ASCII case (`UTM_Source` counts), values
-    /// are trimmed, empty values are ignored and the first value of a repeated name
-    /// wins.
+    /// are trimmed of spaces and ASCII control characters ([`url::trim`]), empty values
+    /// are ignored and the first value of a repeated name wins.
     pub fn from_query(query: &str) -> Campaign {
         let mut campaign = Campaign::default();
-        for (key, value) in url::pairs(query) {
-            let key = key.to_ascii_lowercase();
-            if let Some(field) = key.strip_prefix("utm_") {
-                campaign.set(field, &value);
-            } else {
-                campaign.set_click_id(&key, &value);
+        url::for_each_pair(query, |mut key, value| {
+            key.make_ascii_lowercase();
+            match key.strip_prefix("utm_") {
+                Some(field) => campaign.set(field, &value),
+                None => campaign.set_click_id(&key, &value),
             }
-        }
+        });
         campaign
     }
 
@@ -107,7 +106,7 @@ impl Campaign {
     }
 
     fn set(&mut self, field: &str, value: &str) {
-        let value = value.trim();
+        let value = url::trim(value);
         if value.is_empty() || field.is_empty() {
             return;
         }
@@ -131,7 +130,7 @@ impl Campaign {
     }
 
     fn set_click_id(&mut self, key: &str, value: &str) {
-        let value = value.trim();
+        let value = url::trim(value);
         if self.click_id.is_some() || value.is_empty() {
             return;
         }
@@ -145,7 +144,15 @@ impl Campaign {
 
     /// True when no parameter and no click id was found.
     pub fn is_empty(&self) -> bool {
-        self.fields().is_empty()
+        let named = [
+            &self.source,
+            &self.medium,
+            &self.name,
+            &self.term,
+            &self.content,
+            &self.id,
+        ];
+        named.iter().all(|v| v.is_none()) && self.other.is_empty() && self.click_id.is_none()
     }
 
     /// The campaign as `context.campaign` fields, in a fixed order: `source`, `medium`,
@@ -164,11 +171,16 @@ impl Campaign {
             ("content", &self.content),
             ("id", &self.id),
         ];
-        let mut out: Vec<(&str, &str)> = named
-            .iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
-            .collect();
-        out.extend(self.other.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // Plain pushes rather than iterator adapters: one code path in the browser's wasm.
+        let mut out = Vec::new();
+        for (name, value) in named {
+            if let Some(value) = value {
+                out.push((name, value.as_str()));
+            }
+        }
+        for (name, value) in &self.other {
+            out.push((name.as_str(), value.as_str()));
+        }
         if let Some(click) = &self.click_id {
             out.push((click.param, click.value.as_str()));
         }

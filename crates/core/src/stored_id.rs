@@ -15,6 +15,8 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::url;
+
 /// The longest id kept; longer stored values are ignored as corrupt.
 pub const MAX_ID_LEN: usize = 200;
 
@@ -32,18 +34,21 @@ const JUNK: &[&str] = &["null", "undefined", "nan", "[object object]", "none"];
 /// assert_eq!(parse("null"), None);
 /// ```
 pub fn parse(raw: &str) -> Option<String> {
-    let mut value = raw.trim().to_owned();
+    let mut value = url::trim(raw).to_owned();
     for _ in 0..4 {
-        let quoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
-        let next = match quoted {
-            Some(inner) => unescape_json(inner),
-            None if value.contains('%') => percent_decode(&value),
-            None => break,
+        let bytes = value.as_bytes();
+        let quoted = bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"';
+        let next = if quoted {
+            unescape_json(&value[1..value.len() - 1])
+        } else if bytes.contains(&b'%') {
+            url::percent_decode(&value)
+        } else {
+            break;
         };
         if next == value {
             break;
         }
-        value = next.trim().to_owned();
+        value = url::trim(&next).to_owned();
     }
     let bad = value.is_empty()
         || value.len() > MAX_ID_LEN
@@ -56,24 +61,24 @@ pub fn parse(raw: &str) -> Option<String> {
 // `\uXXXX` escape is kept as written (no id writer emits one for printable text).
 fn unescape_json(inner: &str) -> String {
     let mut out = String::with_capacity(inner.len());
+    // Copies the runs between escapes; every cut is next to an ASCII backslash, so it
+    // falls on a character boundary.
+    let mut start = 0;
     let mut escaped = false;
-    for c in inner.chars() {
-        if escaped || c != '\\' {
-            if escaped && c == 'u' {
-                out.push('\\');
-            }
-            out.push(c);
+    for (i, byte) in inner.bytes().enumerate() {
+        if escaped {
             escaped = false;
-        } else {
+            if byte == b'u' {
+                start = i - 1;
+            }
+        } else if byte == b'\\' {
+            out.push_str(&inner[start..i]);
+            start = i + 1;
             escaped = true;
         }
     }
+    out.push_str(&inner[start..]);
     out
-}
-
-// Percent-decoding of a cookie value: like a query string, but `+` stays a plus.
-fn percent_decode(value: &str) -> String {
-    crate::url::decode(&value.replace('+', "%2B"))
 }
 
 /// Encodes an id for a cookie value: bytes outside `A-Z a-z 0-9 - . _ ~` are
@@ -97,26 +102,26 @@ pub fn encode_cookie(id: &str) -> String {
     out
 }
 
-/// Every value of the cookie `name` in a `document.cookie` string, in the browser's
-/// order (most specific path first, then oldest first); empty values are skipped.
+/// The first readable id ([`parse`]) among the values of the cookie `name` in a
+/// `document.cookie` string, in the browser's order (most specific path first, then
+/// oldest first); empty and unreadable values are skipped.
 ///
 /// ```
-/// let jar = "a=1; weft_aid=x; weft_aid=; weft_aid=y";
-/// assert_eq!(weft_core::stored_id::cookie_values(jar, "weft_aid"), ["x", "y"]);
+/// let jar = "a=1; weft_aid=; weft_aid=null; weft_aid=%22x%22; weft_aid=y";
+/// assert_eq!(weft_core::stored_id::cookie_id(jar, "weft_aid").as_deref(), Some("x"));
 /// ```
-pub fn cookie_values<'a>(jar: &'a str, name: &str) -> Vec<&'a str> {
-    jar.split(';')
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key.trim() == name).then(|| value.trim())
-        })
-        .filter(|value| !value.is_empty())
-        .collect()
-}
-
-/// The first readable id among the values of several cookies or storage entries.
-pub fn first_readable<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    values.into_iter().find_map(parse)
+pub fn cookie_id(jar: &str, name: &str) -> Option<String> {
+    for pair in jar.split(';') {
+        let Some(i) = pair.bytes().position(|b| b == b'=') else {
+            continue;
+        };
+        if url::trim(&pair[..i]) == name {
+            if let Some(id) = parse(&pair[i + 1..]) {
+                return Some(id);
+            }
+        }
+    }
+    None
 }
 
 /// The domains to try, shortest first, when setting a cookie for the registrable domain
@@ -132,17 +137,27 @@ pub fn first_readable<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<S
 /// assert!(domain_candidates("127.0.0.1").is_empty());
 /// ```
 pub fn domain_candidates(host: &str) -> Vec<&str> {
-    let host = host.trim_end_matches('.');
-    let is_ip = host.starts_with('[') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if is_ip || !host.contains('.') {
-        return Vec::new();
+    let mut host = host;
+    while let Some(shorter) = host.strip_suffix('.') {
+        host = shorter;
     }
-    let mut out: Vec<&str> = host
-        .match_indices('.')
-        .filter_map(|(i, _)| host.get(i + 1..))
-        .filter(|d| d.contains('.'))
-        .collect();
-    out.reverse();
+    let bytes = host.as_bytes();
+    let is_ip =
+        bytes.first() == Some(&b'[') || bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.');
+    let mut out = Vec::new();
+    if is_ip || !bytes.contains(&b'.') {
+        return out;
+    }
+    // From the end: the text after each dot but the last one is a candidate.
+    let mut dots = 0;
+    for i in (0..bytes.len()).rev() {
+        if bytes[i] == b'.' {
+            dots += 1;
+            if dots > 1 {
+                out.push(&host[i + 1..]);
+            }
+        }
+    }
     out.push(host);
     out
 }
@@ -196,14 +211,22 @@ mod tests {
     }
 
     #[test]
-    fn cookie_values_are_found_by_exact_name() {
-        let jar = "xweft_aid=no; weft_aid = a=b ; other=1;weft_aid=c";
-        assert_eq!(cookie_values(jar, "weft_aid"), ["a=b", "c"]);
-        assert!(cookie_values("", "weft_aid").is_empty());
-        assert_eq!(
-            first_readable(["", "null", "\"id-2\""]).as_deref(),
-            Some("id-2")
-        );
+    fn cookie_ids_are_found_by_exact_name() {
+        let cases = [
+            (
+                "xweft_aid=no; weft_aid = a=b ; other=1;weft_aid=c",
+                Some("a=b"),
+            ),
+            (
+                "weft_aid=; weft_aid=null; other=1;weft_aid=\"id-2\"",
+                Some("id-2"),
+            ),
+            ("weft_aid", None),
+            ("", None),
+        ];
+        for (jar, expected) in cases {
+            assert_eq!(cookie_id(jar, "weft_aid").as_deref(), expected, "{jar}");
+        }
     }
 
     #[test]

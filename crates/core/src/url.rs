@@ -36,30 +36,67 @@ pub struct Parts<'a> {
 /// IPv6 hosts keep their brackets, and a URL without `//` is read as relative, so
 /// `mailto:` and similar schemes yield no host.
 pub fn split(url: &str) -> Parts<'_> {
-    // Written without string slicing by index or substring search, which keeps the
-    // browser SDK's wasm small (no panic formatting, no two-way searcher).
-    let url = url.trim();
-    let url = url.split('#').next().unwrap_or(url);
-    let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
+    // Byte searches for ASCII delimiters, not `str` patterns: this keeps the browser
+    // SDK's wasm small.
+    let url = before(trim(url), b'#');
+    let (before_query, query) = match find(url, b'?') {
+        Some(i) => (&url[..i], &url[i + 1..]),
+        None => (url, ""),
+    };
     let scheme_end = before_query.as_bytes().windows(2).position(|w| w == b"//");
-    let Some(rest) = scheme_end.and_then(|i| before_query.get(i + 2..)) else {
+    let Some(start) = scheme_end else {
         return Parts {
             host: "",
             path: before_query,
             query,
         };
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
+    let rest = &before_query[start + 2..];
+    let (authority, path) = match find(rest, b'/') {
+        Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next().unwrap_or(host_port)
-    } else {
-        host_port.split(':').next().unwrap_or(host_port)
+    let host_port = match authority.bytes().rposition(|b| b == b'@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    let host = match find(host_port, b']') {
+        Some(i) if host_port.starts_with('[') => &host_port[..=i],
+        _ => before(host_port, b':'),
     };
     Parts { host, path, query }
+}
+
+/// `text` without leading and trailing spaces and ASCII control characters, the
+/// characters the URL standard strips from a URL's ends.
+///
+/// ```
+/// assert_eq!(weft_core::url::trim("\t a b \n"), "a b");
+/// ```
+pub fn trim(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut end = bytes.len();
+    while start < end && bytes[start] <= b' ' {
+        start += 1;
+    }
+    while end > start && bytes[end - 1] <= b' ' {
+        end -= 1;
+    }
+    &text[start..end]
+}
+
+/// The index of the first `byte` (an ASCII delimiter) in `text`.
+fn find(text: &str, byte: u8) -> Option<usize> {
+    text.bytes().position(|b| b == byte)
+}
+
+/// `text` up to the first `byte` (an ASCII delimiter), or all of it.
+fn before(text: &str, byte: u8) -> &str {
+    match find(text, byte) {
+        Some(i) => &text[..i],
+        None => text,
+    }
 }
 
 /// The host of a URL, lower-cased and without a trailing dot; `None` when it has none.
@@ -84,27 +121,37 @@ pub fn host(url: &str) -> Option<String> {
 /// assert_eq!(decode("caf%C3%A9"), "café");
 /// ```
 pub fn decode(text: &str) -> String {
+    decode_with(text, true)
+}
+
+/// Decodes `%XX` sequences like [`decode`], but keeps `+` as a plus, as
+/// `decodeURIComponent` does (cookie values, stored ids).
+///
+/// ```
+/// assert_eq!(weft_core::url::percent_decode("a+b%20c"), "a+b c");
+/// ```
+pub fn percent_decode(text: &str) -> String {
+    decode_with(text, false)
+}
+
+fn decode_with(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            other => out.push(other),
+        let mut byte = bytes[i];
+        if byte == b'+' && plus_is_space {
+            byte = b' ';
+        } else if byte == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                byte = hi << 4 | lo;
+                i += 2;
+            }
         }
+        out.push(byte);
         i += 1;
     }
-    match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hex(digit: u8) -> Option<u8> {
@@ -113,6 +160,29 @@ fn hex(digit: u8) -> Option<u8> {
         b'a'..=b'f' => Some(digit - b'a' + 10),
         b'A'..=b'F' => Some(digit - b'A' + 10),
         _ => None,
+    }
+}
+
+/// Calls `visit` with every name and value of a query string, decoded, in order,
+/// repeats included. A leading `?` is skipped, so `location.search` can be passed as
+/// it is.
+///
+/// ```
+/// let mut names = Vec::new();
+/// weft_core::url::for_each_pair("?a=1&&b", |name, _| names.push(name));
+/// assert_eq!(names, ["a", "b"]);
+/// ```
+pub fn for_each_pair(query: &str, mut visit: impl FnMut(String, String)) {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    for pair in query.split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match find(pair, b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, ""),
+        };
+        visit(decode(name), decode(value));
     }
 }
 
@@ -126,15 +196,9 @@ fn hex(digit: u8) -> Option<u8> {
 ///                    ("a".into(), "2".into())]);
 /// ```
 pub fn pairs(query: &str) -> Vec<(String, String)> {
-    let query = query.strip_prefix('?').unwrap_or(query);
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) => (decode(name), decode(value)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for_each_pair(query, |name, value| out.push((name, value)));
+    out
 }
 
 /// The first value of `name` in a query string, decoded.
@@ -206,6 +270,10 @@ mod tests {
             ("?utm_source=x", ("", "", "utm_source=x")),
             ("http://[::1]:8787/", ("[::1]", "/", "")),
             ("", ("", "", "")),
+            (" \thttps://a.example/x?q \n", ("a.example", "/x", "q")),
+            ("https://a.example:8443", ("a.example", "/", "")),
+            ("http://[::1]/", ("[::1]", "/", "")),
+            ("https://@a.example/", ("a.example", "/", "")),
         ];
         for (url, (host, path, query)) in cases {
             assert_eq!(split(url), Parts { host, path, query }, "{url}");

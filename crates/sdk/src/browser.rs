@@ -1,115 +1,92 @@
 //! The browser's stores behind [`Stores`]: `document.cookie` and localStorage, guarded.
 //!
-//! localStorage is probed once with a write and a removal; when the probe throws
-//! (Safari private mode, site data blocked, quota full) the SDK runs without it. Every
-//! later access catches its exception too, so nothing the browser throws reaches the
-//! host page (field report `storage-throws-fallback`).
+//! Every access goes through one small JavaScript function ([`io`]) that catches what
+//! the browser throws, so nothing thrown reaches the host page (field report
+//! `storage-throws-fallback`): a read that throws answers nothing, a write that throws
+//! answers nothing instead of an empty string. localStorage is probed once with a write
+//! and a removal; when the probe fails (Safari private mode, site data blocked, quota
+//! full) the SDK runs without it. One import with an operation code keeps the wasm and
+//! its glue smaller than binding each browser API (web-sys) would.
 
-use wasm_bindgen::prelude::*;
-use web_sys::{HtmlDocument, Storage};
+use alloc::string::String;
+
+use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::identity::Stores;
 
-// `globalThis.document` and `globalThis.localStorage`, bound directly: web-sys's
-// `window()` costs four global lookups and an `instanceof` in the JavaScript glue.
-#[wasm_bindgen]
+#[wasm_bindgen(inline_js = "export function io(op, k, v) {
+  try {
+    const d = document;
+    if (op < 2) return op ? ((d.cookie = k), '') : d.cookie;
+    const s = localStorage;
+    if (op == 2) return s.getItem(k);
+    if (op == 3) return s.setItem(k, v), '';
+    if (op == 4) return s.removeItem(k), '';
+    return Object.keys(s).filter((x) => x.startsWith(k)).join('\\n');
+  } catch (e) {}
+}")]
 extern "C" {
-    type Global;
-
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL: Global;
-
-    #[wasm_bindgen(method, structural, getter)]
-    fn document(this: &Global) -> Option<HtmlDocument>;
-
-    // Throws in Safari private mode and when site data is blocked.
-    #[wasm_bindgen(method, structural, catch, getter, js_name = localStorage)]
-    fn local_storage(this: &Global) -> Result<Option<Storage>, JsValue>;
+    /// One guarded browser operation: 0 reads `document.cookie`, 1 assigns `k` to it,
+    /// 2 reads localStorage entry `k`, 3 writes `v` there, 4 removes it, 5 lists the
+    /// localStorage keys starting with `k`, one a line. `None` when the browser threw
+    /// (or the entry is missing); writes answer an empty string when they went through.
+    fn io(op: u32, k: &str, v: &str) -> Option<String>;
 }
 
-/// The page's cookie jar and localStorage, either of which may be missing.
+const PROBE: &str = "weft_probe";
+
+/// The page's cookie jar and localStorage; localStorage may be unusable.
 pub struct Browser {
-    document: Option<HtmlDocument>,
-    local: Option<Storage>,
+    local: bool,
 }
 
 impl Browser {
     /// Opens the stores of the current page, probing localStorage.
     pub fn open() -> Browser {
-        let document = GLOBAL.with(Global::document);
-        let local = GLOBAL
-            .with(Global::local_storage)
-            .ok()
-            .flatten()
-            .filter(|s| {
-                s.set_item("weft_probe", "1").is_ok() && s.remove_item("weft_probe").is_ok()
-            });
-        Browser { document, local }
+        let local = io(3, PROBE, "1").is_some() && io(4, PROBE, "").is_some();
+        Browser { local }
     }
 
-    /// A browser without localStorage (for tests of the fallback).
+    /// A browser whose localStorage is left alone, as if it threw (tests of the fallback).
     pub fn without_storage() -> Browser {
-        Browser {
-            local: None,
-            ..Browser::open()
+        Browser { local: false }
+    }
+
+    fn storage(&self, op: u32, key: &str, value: &str) -> Option<String> {
+        if self.local {
+            io(op, key, value)
+        } else {
+            None
         }
-    }
-
-    /// The page's host name, and whether it is served over https.
-    pub fn host(&self) -> (String, bool) {
-        let Some(location) = self.document.as_ref().and_then(|d| d.location()) else {
-            return (String::new(), false);
-        };
-        let host = location.hostname().unwrap_or_default();
-        let secure = location.protocol().is_ok_and(|p| p == "https:");
-        (host, secure)
-    }
-
-    /// True when localStorage answered the probe.
-    pub fn has_storage(&self) -> bool {
-        self.local.is_some()
-    }
-
-    /// The localStorage keys starting with `prefix`, without it.
-    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        let Some(local) = &self.local else {
-            return Vec::new();
-        };
-        let len = local.length().unwrap_or(0);
-        (0..len)
-            .filter_map(|i| local.key(i).ok().flatten())
-            .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
-            .collect()
     }
 }
 
 impl Stores for Browser {
     fn cookies(&self) -> String {
-        self.document
-            .as_ref()
-            .and_then(|d| d.cookie().ok())
-            .unwrap_or_default()
+        io(0, "", "").unwrap_or_default()
     }
 
     fn set_cookie(&self, line: &str) {
-        if let Some(d) = &self.document {
-            let _ignored_when_blocked = d.set_cookie(line);
-        }
+        io(1, line, "");
     }
 
     fn get(&self, key: &str) -> Option<String> {
-        self.local.as_ref()?.get_item(key).ok().flatten()
+        self.storage(2, key, "")
     }
 
     fn set(&self, key: &str, value: &str) -> bool {
-        self.local
-            .as_ref()
-            .is_some_and(|s| s.set_item(key, value).is_ok())
+        self.storage(3, key, value).is_some()
     }
 
     fn remove(&self, key: &str) {
-        if let Some(s) = &self.local {
-            let _ignored_when_blocked = s.remove_item(key);
-        }
+        self.storage(4, key, "");
+    }
+
+    fn has_storage(&self) -> bool {
+        self.local
+    }
+
+    fn keys(&self, prefix: &str) -> String {
+        self.storage(5, prefix, "").unwrap_or_default()
     }
 }

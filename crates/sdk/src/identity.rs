@@ -13,7 +13,10 @@
 //! The logic runs over the [`Stores`] trait so that it is tested natively with a fake
 //! browser; `crate::browser` implements it over `document.cookie` and localStorage.
 
-use weft_core::session::decimal;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
+use weft_core::session::push_decimal;
 use weft_core::stored_id;
 
 /// Cookie and localStorage name of the anonymous id.
@@ -42,6 +45,10 @@ pub trait Stores {
     fn set(&self, key: &str, value: &str) -> bool;
     /// Removes a localStorage entry.
     fn remove(&self, key: &str);
+    /// True when localStorage is usable (it answered a probe write).
+    fn has_storage(&self) -> bool;
+    /// The localStorage keys starting with `prefix`, one a line.
+    fn keys(&self, prefix: &str) -> String;
 }
 
 /// Where ids are written: the cookie attributes and whether persisting is allowed.
@@ -64,11 +71,14 @@ impl Jar {
         line.push('=');
         line.push_str(&value.map(stored_id::encode_cookie).unwrap_or_default());
         line.push_str("; path=/; max-age=");
-        line.push_str(&decimal(if value.is_some() {
-            COOKIE_MAX_AGE_SECS
-        } else {
-            0
-        }));
+        push_decimal(
+            &mut line,
+            if value.is_some() {
+                COOKIE_MAX_AGE_SECS
+            } else {
+                0
+            },
+        );
         if let Some(domain) = &self.domain {
             line.push_str("; domain=");
             line.push_str(domain);
@@ -91,7 +101,7 @@ pub fn registrable_domain(stores: &dyn Stores, host: &str) -> Option<String> {
             ..Jar::default()
         };
         stores.set_cookie(&jar.cookie_line(PROBE, Some("1")));
-        let kept = !stored_id::cookie_values(&stores.cookies(), PROBE).is_empty();
+        let kept = stored_id::cookie_id(&stores.cookies(), PROBE).is_some();
         if kept {
             stores.set_cookie(&jar.cookie_line(PROBE, None));
             return Some(domain.to_owned());
@@ -104,14 +114,20 @@ pub fn registrable_domain(stores: &dyn Stores, host: &str) -> Option<String> {
 /// localStorage entry, then theirs. Empty and unreadable values count as absent.
 pub fn read(stores: &dyn Stores, key: &str, legacy: &[&str]) -> Option<String> {
     let jar = stores.cookies();
-    let from_cookies = std::iter::once(key)
-        .chain(legacy.iter().copied())
-        .find_map(|name| stored_id::first_readable(stored_id::cookie_values(&jar, name)));
-    from_cookies.or_else(|| {
-        std::iter::once(key)
-            .chain(legacy.iter().copied())
-            .find_map(|name| stores.get(name).as_deref().and_then(stored_id::parse))
-    })
+    for cookies in [true, false] {
+        for i in 0..=legacy.len() {
+            let name = if i == 0 { key } else { legacy[i - 1] };
+            let found = if cookies {
+                stored_id::cookie_id(&jar, name)
+            } else {
+                stores.get(name).as_deref().and_then(stored_id::parse)
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
 }
 
 /// Writes an id (or removes it, for `None`) in weft's cookie and localStorage entry,
@@ -121,7 +137,7 @@ pub fn write(stores: &dyn Stores, jar: &Jar, key: &str, id: Option<&str>) -> boo
         return false;
     }
     let cookies = stores.cookies();
-    let in_cookie = stored_id::first_readable(stored_id::cookie_values(&cookies, key));
+    let in_cookie = stored_id::cookie_id(&cookies, key);
     if in_cookie.as_deref() != id {
         stores.set_cookie(&jar.cookie_line(key, id));
     }
@@ -134,9 +150,7 @@ pub fn write(stores: &dyn Stores, jar: &Jar, key: &str, id: Option<&str>) -> boo
             true
         }
     };
-    let cookie_kept = id.is_none()
-        || stored_id::first_readable(stored_id::cookie_values(&stores.cookies(), key)).as_deref()
-            == id;
+    let cookie_kept = id.is_none() || stored_id::cookie_id(&stores.cookies(), key).as_deref() == id;
     stored || cookie_kept
 }
 
@@ -251,6 +265,20 @@ pub mod fake {
             if !self.storage_throws {
                 self.local.borrow_mut().remove(key);
             }
+        }
+
+        fn has_storage(&self) -> bool {
+            !self.storage_throws
+        }
+
+        fn keys(&self, prefix: &str) -> String {
+            let local = self.local.borrow();
+            let keys: Vec<&str> = local
+                .keys()
+                .filter(|k| !self.storage_throws && k.starts_with(prefix))
+                .map(String::as_str)
+                .collect();
+            keys.join("\n")
         }
     }
 }

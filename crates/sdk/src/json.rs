@@ -5,7 +5,9 @@
 //! the wasm, and one string crossing the boundary is cheaper than building a JavaScript
 //! object field by field. Plain Rust, tested natively.
 
-use weft_core::session::decimal;
+use alloc::string::String;
+
+use weft_core::session::push_decimal;
 
 /// Builds one JSON object.
 #[derive(Debug, Default)]
@@ -39,7 +41,7 @@ impl Obj {
     /// Adds an integer field.
     pub fn int(&mut self, key: &str, value: i64) -> &mut Obj {
         self.key(key);
-        self.text.push_str(&decimal(value));
+        push_decimal(&mut self.text, value);
         self
     }
 
@@ -69,19 +71,27 @@ impl Obj {
 pub fn quote(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(char::from(HEX[(c as usize) >> 4]));
-                out.push(char::from(HEX[(c as usize) & 15]));
+    // Copies the runs between escaped bytes; those are ASCII, so every cut falls on a
+    // character boundary.
+    let mut start = 0;
+    for (i, byte) in value.bytes().enumerate() {
+        if byte != b'"' && byte != b'\\' && byte >= 0x20 {
+            continue;
+        }
+        out.push_str(&value[start..i]);
+        start = i + 1;
+        out.push('\\');
+        match byte {
+            b'"' | b'\\' => out.push(char::from(byte)),
+            b'\n' => out.push('n'),
+            _ => {
+                out.push_str("u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 15)]));
             }
-            c => out.push(c),
         }
     }
+    out.push_str(&value[start..]);
     out.push('"');
 }
 

@@ -12,7 +12,11 @@
 //! holding the time it was written; JSON text never holds a raw newline or tab, so no
 //! parser is needed. Plain Rust, tested natively.
 
-use weft_core::session::{decimal, parse_decimal};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use weft_core::session::{parse_decimal, push_decimal};
 
 /// One queued event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +106,11 @@ impl Outbox {
     }
 
     fn drop_oldest(&mut self, n: usize) {
-        for old in self.waiting.drain(..n) {
+        for old in &self.waiting[..n] {
             self.bytes -= old.json.len();
-            self.dropped += 1;
         }
+        self.dropped += n as u32;
+        self.waiting = self.waiting.split_off(n);
     }
 
     /// Drops the oldest tenth of the waiting events (at least one), for when storage
@@ -127,7 +132,7 @@ impl Outbox {
     /// [`body`], fits in `max_body` bytes, at most `max_events` of them. `None` when
     /// nothing waits or the oldest event alone does not fit (it waits for a larger
     /// budget). The events stay in the outbox, in flight, until [`Outbox::settle`].
-    pub fn take(&mut self, max_body: usize, max_events: usize) -> Option<(u32, Vec<Item>)> {
+    pub fn take(&mut self, max_body: usize, max_events: usize) -> Option<(u32, &[Item])> {
         let mut size = BODY_OVERHEAD;
         let mut count = 0;
         for item in self.waiting.iter().take(max_events) {
@@ -140,10 +145,13 @@ impl Outbox {
         if count == 0 {
             return None;
         }
-        let items: Vec<Item> = self.waiting.drain(..count).collect();
+        let rest = self.waiting.split_off(count);
+        let items = core::mem::replace(&mut self.waiting, rest);
         self.next_batch = self.next_batch.wrapping_add(1);
-        self.in_flight.push((self.next_batch, items.clone()));
-        Some((self.next_batch, items))
+        self.in_flight.push((self.next_batch, items));
+        self.in_flight
+            .last()
+            .map(|(batch, items)| (*batch, items.as_slice()))
     }
 
     /// Settles a batch handed out by [`Outbox::take`]; unknown batch numbers are ignored.
@@ -171,14 +179,11 @@ impl Outbox {
             return String::new();
         }
         let mut out = String::with_capacity(self.bytes + 64 * self.waiting.len() + 16);
-        out.push_str(&decimal(now));
-        let flying = self.in_flight.iter().flat_map(|(_, items)| items.iter());
-        for item in flying.chain(self.waiting.iter()) {
-            out.push('\n');
-            out.push_str(&item.id);
-            out.push('\t');
-            out.push_str(&item.json);
+        push_decimal(&mut out, now);
+        for (_, batch) in &self.in_flight {
+            write_lines(&mut out, batch);
         }
+        write_lines(&mut out, &self.waiting);
         out
     }
 
@@ -193,16 +198,11 @@ impl Outbox {
             let Some((id, json)) = line.split_once('\t') else {
                 continue;
             };
-            let held = self
-                .waiting
-                .iter()
-                .chain(restored.iter())
-                .any(|i| i.id == id)
-                || self
-                    .in_flight
-                    .iter()
-                    .any(|(_, b)| b.iter().any(|i| i.id == id));
-            if !held && json.starts_with('{') {
+            let mut held = holds(&self.waiting, id) || holds(&restored, id);
+            for (_, batch) in &self.in_flight {
+                held |= holds(batch, id);
+            }
+            if !held && json.as_bytes().first() == Some(&b'{') {
                 restored.push(Item {
                     id: id.to_owned(),
                     json: json.to_owned(),
@@ -214,6 +214,19 @@ impl Outbox {
         self.enforce_bounds();
         written
     }
+}
+
+fn write_lines(out: &mut String, items: &[Item]) {
+    for item in items {
+        out.push('\n');
+        out.push_str(&item.id);
+        out.push('\t');
+        out.push_str(&item.json);
+    }
+}
+
+fn holds(items: &[Item], id: &str) -> bool {
+    items.iter().any(|item| item.id == id)
 }
 
 // `front` followed by `rest`, emptying `rest` (cheaper in wasm than `Vec::splice`).
@@ -256,6 +269,13 @@ mod tests {
         Item { id, json }
     }
 
+    // The batch a take cuts, owned, so that the outbox can be used while it is read.
+    fn take(outbox: &mut Outbox, max_body: usize, max_events: usize) -> Option<(u32, Vec<Item>)> {
+        outbox
+            .take(max_body, max_events)
+            .map(|(batch, items)| (batch, items.to_vec()))
+    }
+
     fn ids(items: &[Item]) -> Vec<&str> {
         items.iter().map(|i| i.id.as_str()).collect()
     }
@@ -269,7 +289,7 @@ mod tests {
         assert!(outbox.waiting() <= 1000);
         assert!(outbox.bytes() <= 1_000_000);
         assert_eq!(outbox.dropped as usize, 5000 - outbox.waiting());
-        let (_, batch) = outbox.take(usize::MAX, 1).unwrap();
+        let batch = take(&mut outbox, usize::MAX, 1).unwrap().1;
         assert_eq!(
             batch[0].id,
             ["m-", &(5000 - outbox.waiting() - 1).to_string()].concat()
@@ -283,7 +303,7 @@ mod tests {
         for n in 1..=5 {
             outbox.push(item(n, 50));
         }
-        let (_, batch) = outbox.take(usize::MAX, 10).unwrap();
+        let (_, batch) = take(&mut outbox, usize::MAX, 10).unwrap();
         assert_eq!(ids(&batch), ["m-3", "m-4", "m-5"]);
         assert_eq!(outbox.dropped, 2);
     }
@@ -297,7 +317,7 @@ mod tests {
         let budget = 64 * 1024;
         let mut sent = Vec::new();
         let mut used = 0;
-        while let Some((_, batch)) = outbox.take(budget - used, 100) {
+        while let Some((_, batch)) = take(&mut outbox, budget - used, 100) {
             let text = body(&batch, "2024-01-01T00:00:00.000Z", "\"k\"");
             assert!(
                 text.len() <= budget - used,
@@ -313,7 +333,7 @@ mod tests {
 
         let mut next_page = Outbox::new(1000, 1_000_000);
         next_page.restore(&outbox.to_text(7));
-        let (_, rest) = next_page.take(usize::MAX, 100).unwrap();
+        let (_, rest) = take(&mut next_page, usize::MAX, 100).unwrap();
         let mut all: Vec<&str> = ids(&sent);
         all.extend(
             ids(&rest)
@@ -330,8 +350,8 @@ mod tests {
     fn an_event_larger_than_the_budget_waits_for_a_larger_one() {
         let mut outbox = Outbox::new(10, 1_000_000);
         outbox.push(item(1, 40_000));
-        assert_eq!(outbox.take(32 * 1024, 100), None);
-        assert!(outbox.take(64 * 1024, 100).is_some());
+        assert_eq!(take(&mut outbox, 32 * 1024, 100), None);
+        assert!(take(&mut outbox, 64 * 1024, 100).is_some());
     }
 
     #[test]
@@ -346,11 +366,11 @@ mod tests {
             for n in 1..=3 {
                 outbox.push(item(n, 50));
             }
-            let (batch, _) = outbox.take(usize::MAX, 2).unwrap();
+            let (batch, _) = take(&mut outbox, usize::MAX, 2).unwrap();
             assert_eq!(outbox.in_flight(), 2);
             outbox.settle(batch, outcome);
             outbox.settle(batch, Outcome::Delivered);
-            let (_, rest) = outbox.take(usize::MAX, 10).unwrap();
+            let (_, rest) = take(&mut outbox, usize::MAX, 10).unwrap();
             assert_eq!(ids(&rest), left, "{outcome:?}");
             assert_eq!(
                 (outbox.delivered, outbox.refused),
@@ -366,7 +386,7 @@ mod tests {
         for n in 1..=3 {
             outbox.push(item(n, 50));
         }
-        let _in_flight = outbox.take(usize::MAX, 1).unwrap();
+        let _in_flight = take(&mut outbox, usize::MAX, 1).unwrap();
         let text = outbox.to_text(42);
         assert!(text.starts_with("42\nm-1\t{"), "{text}");
 
@@ -374,7 +394,7 @@ mod tests {
         next.push(item(4, 50));
         assert_eq!(next.restore(&text), 42);
         assert_eq!(next.restore(&text), 42);
-        let (_, all) = next.take(usize::MAX, 10).unwrap();
+        let (_, all) = take(&mut next, usize::MAX, 10).unwrap();
         assert_eq!(ids(&all), ["m-1", "m-2", "m-3", "m-4"]);
         assert_eq!(next.restore("garbage\nno tab here\nid\tnot json"), 0);
         assert_eq!(Outbox::new(1, 1).to_text(5), "");
@@ -387,7 +407,7 @@ mod tests {
             outbox.push(item(n, 50));
         }
         assert_eq!(outbox.shed(), 2);
-        assert_eq!(outbox.take(usize::MAX, 1).unwrap().1[0].id, "m-3");
+        assert_eq!(take(&mut outbox, usize::MAX, 1).unwrap().1[0].id, "m-3");
         assert_eq!(outbox.dropped, 2);
     }
 

@@ -15,6 +15,9 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use weft_sdk::browser::Browser;
 use weft_sdk::identity::{self, Jar, Stores, ANON_KEY, LEGACY_ANON_KEYS};
+use weft_sdk::op;
+
+const NOW: f64 = 1_700_000_000_000.0;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -73,18 +76,25 @@ fn loopback_hosts_get_host_only_cookies() {
 }
 
 fn boot(tab: &str, no_storage: bool) {
-    weft_sdk::boot(
-        "demo-write-key".into(),
-        "granted".into(),
-        tab.into(),
-        "fresh-id".into(),
-        None,
-        1000,
-        1_000_000,
-        1000.0,
-        60_000.0,
-        no_storage,
-    );
+    let settings = [
+        "demo-write-key",
+        "granted",
+        tab,
+        "fresh-id",
+        "",
+        "1000",
+        "1000000",
+        "1000",
+        "60000",
+        "127.0.0.1",
+        "",
+        if no_storage { "1" } else { "" },
+    ];
+    weft_sdk::call(op::BOOT, NOW, &settings.join("\0"));
+}
+
+fn call(op: u32, fields: &[&str]) -> String {
+    weft_sdk::call(op, NOW, &fields.join("\0"))
 }
 
 fn parse(text: &str) -> JsValue {
@@ -106,14 +116,14 @@ fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
     assert!(!browser.set(ANON_KEY, "x"));
 
     boot("tab-memory", true);
-    weft_sdk::set_anonymous_id("anon-fixed-1");
-    assert_eq!(weft_sdk::ids(), "anon-fixed-1\n");
-    let event = ["{\"messageId\":\"m-1\",\"anonymousId\":\"anon-fixed-1\"}"].concat();
-    weft_sdk::push("m-1".into(), event);
-    let batch = weft_sdk::take(65_536, 100, "2024-01-01T00:00:00.000Z");
-    let (head, body) = batch.split_once('\n').unwrap();
-    assert!(head.starts_with("1 "), "{head}");
-    let body = parse(body);
+    call(op::SET_ANONYMOUS_ID, &["anon-fixed-1"]);
+    assert_eq!(call(op::IDS, &[]), "anon-fixed-1\0");
+    let event = "{\"messageId\":\"m-1\",\"anonymousId\":\"anon-fixed-1\"}";
+    call(op::PUSH, &["m-1", event]);
+    let batch = call(op::TAKE, &["65536", "100", "2024-01-01T00:00:00.000Z"]);
+    let fields: Vec<&str> = batch.split('\0').collect();
+    assert_eq!(fields[0], "1");
+    let body = parse(fields[2]);
     assert_eq!(
         field(&body, &["batch", "0", "anonymousId"])
             .as_string()
@@ -126,7 +136,7 @@ fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
     );
     assert!(browser.cookies().contains("weft_aid=anon-fixed-1"));
     assert_eq!(Browser::open().get(ANON_KEY), None);
-    assert_eq!(weft_sdk::settle(1, 200, 0.0, 0.5), 0.0);
+    assert_eq!(call(op::SETTLE, &["1", "200", "0", "500"]), "0");
     clear(&Browser::open());
 }
 
@@ -136,39 +146,34 @@ fn a_booted_sdk_keeps_the_stored_id_and_reads_the_campaign_of_the_page() {
     clear(&browser);
     browser.set_cookie("weft_aid=\"kept-1\"; path=/");
     boot("tab-web", false);
-    assert_eq!(weft_sdk::ids(), "kept-1\n");
+    assert_eq!(call(op::IDS, &[]), "kept-1\0");
     assert_eq!(browser.get(ANON_KEY).as_deref(), Some("kept-1"));
 
     let landing = "https://shop.example.com/landing?utm_source=newsletter&utm_content=hero";
-    let fields = [
-        "https://shop.example.com/app",
-        "",
-        "App",
-        landing,
-        "\u{1}",
-        "\u{1}",
-        "\u{1}",
-        "\u{1}",
-    ];
-    let context = parse(&weft_sdk::touch(&fields.join("\0"), false));
+    let context = parse(&call(op::TOUCH, &[landing, ""]));
     let text = |path: &[&str]| field(&context, path).as_string();
     assert_eq!(text(&["campaign", "source"]).as_deref(), Some("newsletter"));
     assert_eq!(text(&["campaign", "content"]).as_deref(), Some("hero"));
-    assert_eq!(text(&["page", "path"]).as_deref(), Some("/landing"));
     assert_eq!(field(&context, &["session", "count"]).as_f64(), Some(1.0));
+    assert_eq!(
+        browser
+            .get("weft_ses")
+            .map(|s| s.starts_with("1700000000000.1.")),
+        Some(true)
+    );
 
     let pad = "p".repeat(3000);
     for n in 0..30 {
         let id = ["m-", &n.to_string()].concat();
         let json = ["{\"messageId\":\"", &id, "\",\"pad\":\"", &pad, "\"}"].concat();
-        weft_sdk::push(id, json);
+        call(op::PUSH, &[&id, &json]);
     }
-    let batch = weft_sdk::take(16_384, 100, "2024-01-01T00:00:00.000Z");
-    let (head, body) = batch.split_once('\n').unwrap();
-    let bytes: usize = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert_eq!(bytes, body.len());
+    let batch = call(op::TAKE, &["16384", "100", "2024-01-01T00:00:00.000Z"]);
+    let fields: Vec<&str> = batch.split('\0').collect();
+    let bytes: usize = fields[1].parse().unwrap();
+    assert_eq!(bytes, fields[2].len());
     assert!(bytes <= 16_384, "{bytes}");
-    weft_sdk::persist();
+    call(op::PERSIST, &[]);
     assert!(browser
         .get("weft_q:tab-web")
         .is_some_and(|t| t.lines().count() == 31));
