@@ -178,7 +178,10 @@ impl Profile {
             self.bot &= event.weft.bot;
         }
         self.events += 1;
-        self.features.observe(spec, event);
+        // Without counters there is nothing to count, and no page path worth parsing.
+        if !spec.is_empty() {
+            self.features.observe(spec, event);
+        }
     }
 
     /// Folds another profile into this one (a merge): identifiers, traits, touches,

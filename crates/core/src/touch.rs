@@ -59,10 +59,16 @@ pub fn from_event(event: &Event) -> Option<Touchpoint> {
     if !matches!(event.kind, EventKind::Page | EventKind::Screen) {
         return None;
     }
+    // `context.page` is looked up once, not once per field.
+    let context_page = event.context.get("page").and_then(Value::as_object);
     let page = |key: &str| {
-        event
-            .context_str(&["page", key])
-            .or_else(|| event.properties.get(key).and_then(Value::as_str))
+        context_page
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .or_else(|| match event.properties.is_empty() {
+                true => None,
+                false => event.properties.get(key).and_then(Value::as_str),
+            })
             .filter(|v| !v.is_empty())
     };
     let page_url = page("url");

@@ -1214,7 +1214,9 @@ impl Store for MemStore {
             return Ok(false);
         }
         let mut counted = false;
-        spec.each_match(event, |_| counted = true);
+        if !spec.is_empty() {
+            spec.each_match(event, |_| counted = true);
+        }
         if counted {
             return Ok(false);
         }
