@@ -892,21 +892,23 @@ fn too_long(e: super::table::TooLong) -> StoreError {
 
 /// The 16 bytes of a canonical lowercase UUID text, if `value` is one.
 fn pack_uuid(value: &str) -> Option<[u8; 16]> {
-    let b = value.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+    let b: &[u8; 36] = value.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
+    // The 32 digits without their dashes, so the loop below runs over a fixed array.
+    let mut hex = [0u8; 32];
+    hex[..8].copy_from_slice(&b[..8]);
+    hex[8..12].copy_from_slice(&b[9..13]);
+    hex[12..16].copy_from_slice(&b[14..18]);
+    hex[16..20].copy_from_slice(&b[19..23]);
+    hex[20..].copy_from_slice(&b[24..]);
     let mut out = [0u8; 16];
     let mut bad = 0u8;
-    let mut at = 0;
-    for byte in &mut out {
-        if matches!(at, 8 | 13 | 18 | 23) {
-            at += 1;
-        }
-        let (hi, lo) = (NIBBLE[usize::from(b[at])], NIBBLE[usize::from(b[at + 1])]);
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
         bad |= hi | lo;
         *byte = hi << 4 | (lo & 15);
-        at += 2;
     }
     (bad & 0x80 == 0).then_some(out)
 }
