@@ -61,16 +61,7 @@ pub fn from_event(event: &Event) -> Option<Touchpoint> {
     }
     // `context.page` is looked up once, not once per field.
     let context_page = event.context.get("page").and_then(Value::as_object);
-    let page = |key: &str| {
-        context_page
-            .and_then(|p| p.get(key))
-            .and_then(Value::as_str)
-            .or_else(|| match event.properties.is_empty() {
-                true => None,
-                false => event.properties.get(key).and_then(Value::as_str),
-            })
-            .filter(|v| !v.is_empty())
-    };
+    let page = |key: &str| page_field(event, context_page, key);
     let page_url = page("url");
     let campaign = match event.context.get("campaign").and_then(Value::as_object) {
         Some(fields) if !fields.is_empty() => campaign_from_fields(fields),
@@ -100,6 +91,56 @@ pub fn from_event(event: &Event) -> Option<Touchpoint> {
         referrer: referrer_url.and_then(url::host),
         landing,
     })
+}
+
+/// Writes into `key` everything [`from_event`] reads of `event` but its time: two events
+/// with equal keys get equal touchpoints, `at` aside. `false`, with nothing written, for
+/// an event that makes no touchpoint whatever its fields (neither page nor screen).
+pub fn write_inputs(event: &Event, key: &mut Vec<u8>) -> bool {
+    if !matches!(event.kind, EventKind::Page | EventKind::Screen) {
+        return false;
+    }
+    let mut put = |text: &str| {
+        key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        key.extend_from_slice(text.as_bytes());
+    };
+    let context_page = event.context.get("page").and_then(Value::as_object);
+    for field in ["url", "search", "referrer", "path"] {
+        match page_field(event, context_page, field) {
+            Some(text) => put(text),
+            // No field and an empty one read alike, and so they are keyed alike.
+            None => put(""),
+        }
+    }
+    match event.context.get("campaign").and_then(Value::as_object) {
+        Some(fields) if !fields.is_empty() => {
+            put("campaign");
+            for (k, v) in fields {
+                if let Some(v) = v.as_str() {
+                    put(k);
+                    put(v);
+                }
+            }
+        }
+        _ => put(""),
+    }
+    true
+}
+
+/// A page field from `context.page`, else from `properties`; `None` when empty.
+fn page_field<'e>(
+    event: &'e Event,
+    context_page: Option<&'e Map<String, Value>>,
+    key: &str,
+) -> Option<&'e str> {
+    context_page
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_str)
+        .or_else(|| match event.properties.is_empty() {
+            true => None,
+            false => event.properties.get(key).and_then(Value::as_str),
+        })
+        .filter(|v| !v.is_empty())
 }
 
 fn campaign_from_fields(fields: &Map<String, Value>) -> Campaign {
@@ -212,6 +253,61 @@ mod tests {
         assert_eq!(touch.referrer.as_deref(), Some("l.facebook.com"));
         assert_eq!(touch.landing.as_deref(), Some("/spring"));
         assert_eq!(touch.channel, "social");
+    }
+
+    #[test]
+    fn touch_inputs_differ_whenever_the_touchpoint_can() {
+        let key = |context: Value, properties: Value| {
+            let mut key = Vec::new();
+            assert!(write_inputs(&page_event(context, properties), &mut key));
+            key
+        };
+        let base = key(json!({"page": {"path": "/a"}}), json!({}));
+        let cases = [
+            ("another path", json!({"page": {"path": "/b"}}), json!({})),
+            (
+                "a referrer",
+                json!({"page": {"path": "/a", "referrer": "https://x.io/"}}),
+                json!({}),
+            ),
+            (
+                "a url",
+                json!({"page": {"path": "/a", "url": "https://s.io/a?gclid=1"}}),
+                json!({}),
+            ),
+            (
+                "a search",
+                json!({"page": {"path": "/a", "search": "?utm_source=n"}}),
+                json!({}),
+            ),
+            (
+                "a campaign",
+                json!({"page": {"path": "/a"}, "campaign": {"source": "n"}}),
+                json!({}),
+            ),
+            (
+                "a campaign of no strings",
+                json!({"page": {"path": "/a"}, "campaign": {"n": 1}}),
+                json!({}),
+            ),
+            (
+                "a referrer in properties",
+                json!({"page": {"path": "/a"}}),
+                json!({"referrer": "https://x.io/"}),
+            ),
+        ];
+        for (name, context, properties) in cases {
+            assert_ne!(key(context, properties), base, "{name}");
+        }
+
+        let mut later = page_event(json!({"page": {"path": "/a"}}), json!({}));
+        later.timestamp = 99;
+        later.message_id = "m-2".into();
+        let mut same = Vec::new();
+        assert!(write_inputs(&later, &mut same));
+        assert_eq!(same, base, "time and message id are not inputs");
+        later.kind = EventKind::Track;
+        assert!(!write_inputs(&later, &mut Vec::new()));
     }
 
     #[test]

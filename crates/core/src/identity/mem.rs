@@ -19,7 +19,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde_json::Value;
 
 use super::store::{Merge, MergeId, Store, StoreError};
-use super::table::{put_bytes, put_signed, put_varint, ByteSet, Chunked, FxBuild, Reader};
+use super::table::{
+    hash_bytes, put_bytes, put_signed, put_varint, ByteSet, Chunked, FxBuild, Reader,
+};
 use super::{IdKind, Identifier};
 use crate::event::{Event, EventKind};
 use crate::profile::{Held, Profile, ProfileId, Trait};
@@ -190,7 +192,14 @@ pub struct MemStore {
     touch_key: Vec<u8>,
     /// The last profile packed, kept so the next unpack reuses its string buffers.
     spare: Option<Profile>,
+    /// Touchpoint inputs and their interned touchpoint, direct-mapped by hash; an entry
+    /// never filled has the symbol `u32::MAX`.
+    memo: Vec<(Vec<u8>, u32)>,
+    memo_key: Vec<u8>,
 }
+
+/// Entries of the touchpoint cache: a few kilobytes, whatever the graph's size.
+const MEMO_ENTRIES: usize = 256;
 
 /// What a [`MemStore`] holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -251,6 +260,8 @@ impl MemStore {
             scratch: Vec::new(),
             touch_key: Vec::new(),
             spare: None,
+            memo: Vec::new(),
+            memo_key: Vec::new(),
         }
     }
 
@@ -315,7 +326,11 @@ impl MemStore {
             .sum();
         Footprint {
             identifiers: self.ids.heap_bytes() + self.links.heap_bytes(),
-            profiles: self.slots.heap_bytes() + self.syms.heap_bytes() + self.geo.heap_bytes(),
+            profiles: self.slots.heap_bytes()
+                + self.syms.heap_bytes()
+                + self.geo.heap_bytes()
+                + self.memo.capacity() * std::mem::size_of::<(Vec<u8>, u32)>()
+                + self.memo.iter().map(|(k, _)| k.capacity()).sum::<usize>(),
             packed: self.blobs.heap_bytes(),
             unpacked: self.hot.capacity() * (std::mem::size_of::<(u32, (Profile, u64))>() + 1)
                 + self.queue.capacity() * 16
@@ -785,6 +800,38 @@ impl MemStore {
         sym
     }
 
+    /// The interned touchpoint of `event` (plus one; 0: none), found in a small cache keyed
+    /// by everything the touchpoint is made of, so that repeated pages and referrers are
+    /// parsed and classified once; `hint` is the symbol to check first on a miss.
+    fn touch_sym(&mut self, event: &Event, hint: u32) -> Result<u32, StoreError> {
+        let mut key = std::mem::take(&mut self.memo_key);
+        key.clear();
+        if !touch::write_inputs(event, &mut key) {
+            self.memo_key = key;
+            return Ok(0);
+        }
+        if self.memo.is_empty() {
+            self.memo = vec![(Vec::new(), u32::MAX); MEMO_ENTRIES];
+        }
+        let at = (hash_bytes(&key) % MEMO_ENTRIES as u64) as usize;
+        let sym = match self.memo.get(at) {
+            Some((held, sym)) if *held == key && *sym != u32::MAX => Ok(*sym),
+            _ => match touch::from_event(event) {
+                Some(t) => self.intern_touch(&t, hint),
+                None => Ok(0),
+            },
+        };
+        if let (Ok(sym), Some(entry)) = (&sym, self.memo.get_mut(at)) {
+            if entry.0 != key {
+                entry.0.clear();
+                entry.0.extend_from_slice(&key);
+            }
+            entry.1 = *sym;
+        }
+        self.memo_key = key;
+        sym
+    }
+
     /// Decodes touchpoint symbol `sym` (plus one; 0: none) at `at` into `slot`, reusing
     /// its strings' buffers.
     fn touch_into(&self, slot: &mut Option<Touchpoint>, sym: u32, at: Millis) -> Result<(), ()> {
@@ -1247,24 +1294,18 @@ impl Store for MemStore {
         let mut last_at = head
             .last_touch_at
             .unwrap_or(was.last_seen - Millis::from(was.last_touch_age));
-        if let Some(t) = touch::from_event(event) {
-            let is_first = was.first_touch == 0 || t.at < first_at;
-            let is_last = was.last_touch == 0 || t.at >= last_at;
-            if is_first || is_last {
-                let hint = if is_last {
-                    was.last_touch
-                } else {
-                    was.first_touch
-                };
-                let sym = self.intern_touch(&t, hint)?;
-                if is_first {
-                    next.first_touch = sym;
-                    first_at = t.at;
-                }
-                if is_last {
-                    next.last_touch = sym;
-                    last_at = t.at;
-                }
+        let touch = self.touch_sym(event, was.last_touch)?;
+        if touch != 0 {
+            // A touchpoint's time is its event's.
+            let is_first = was.first_touch == 0 || at < first_at;
+            let is_last = was.last_touch == 0 || at >= last_at;
+            if is_first {
+                next.first_touch = touch;
+                first_at = at;
+            }
+            if is_last {
+                next.last_touch = touch;
+                last_at = at;
             }
         }
 
