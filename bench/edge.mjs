@@ -48,8 +48,8 @@ import {
   wrkWithCpu,
 } from "./lib.mjs";
 
-const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 5);
 const MIN_BATCHES = Number(process.env.WEFT_BENCH_MIN_BATCHES ?? 2000);
 const BATCH_RUN_SECONDS = Number(process.env.WEFT_BENCH_BATCH_SECONDS ?? 15);
 const BATCH_CAP_SECONDS = Number(process.env.WEFT_BENCH_BATCH_CAP ?? 300);

@@ -223,6 +223,12 @@ async function measureRun(url, nextEvent) {
   });
   try {
     const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    // What the page complained about, to say why when no event comes.
+    const complaints = [];
+    page.on("console", (m) => {
+      if (["error", "warning"].includes(m.type())) complaints.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => complaints.push(`uncaught: ${e.message}`));
     const offLoopback = [];
     browser.context.on("request", (request) => {
       const host = new URL(request.url()).hostname;
@@ -250,7 +256,10 @@ async function measureRun(url, nextEvent) {
 
     const event = nextEvent();
     await page.goto(url, { waitUntil: "load" });
-    await event;
+    await event.catch((error) => {
+      const said = complaints.length ? `; the page said: ${complaints.join(" | ")}` : "";
+      throw new BenchError(`${error.message}${said}`);
+    });
     await sleep(500);
 
     const firstEventMs = await page.evaluate(() => {

@@ -29,8 +29,8 @@ import {
   wrk,
 } from "./lib.mjs";
 
-const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 5);
 const USERS = 1000;
 const PAGE = (title) =>
   `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head>` +

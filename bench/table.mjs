@@ -327,7 +327,9 @@ How each figure was measured (details in the \`//!\` header of each \`bench/*.mj
 - Edge: \`wrangler dev\` on 127.0.0.1 with its storage on tmpfs; wrk 2 threads, 8
   connections, runs of a few seconds in rotated order, medians of the runs and of the
   per-round ratios. CPU = the workerd processes' CPU seconds from /proc over a run divided
-  by its requests, minus the no-op route's in the same worker. The Segment Edge SDK's
+  by its requests, minus the no-op route's in the same worker; it includes the local
+  runtime's own simulation of KV, Durable Object storage and R2 (a bare KV read costs
+  what the table shows over the no-op), which Cloudflare does not bill as worker CPU. The Segment Edge SDK's
   worker (\`bench/segment-edge/\`) had its Profiles API off, its KV seeded for every user of
   the load, its CDN, tracking API and origin on a local node server, and every fetch off
   loopback refused; none was attempted.
