@@ -244,9 +244,37 @@ fn resolve<S: Store + ?Sized>(
         warnings,
         ..Outcome::default()
     };
+    // The owners of the first few identifiers, looked up once for both paths below.
+    let mut owners = [None; 8];
+    for (owner, found) in owners.iter_mut().zip(&ids) {
+        *owner = store.profile_of(&found.id)?;
+    }
+
+    // The common case: every identifier already points to one profile.
+    if previous.is_none() && ids.len() <= owners.len() {
+        if let Some(only) = owners[0] {
+            if owners[..ids.len()].iter().all(|o| *o == Some(only)) {
+                if store.observe_in_place(only, event, spec)? {
+                    store.append_event(only, event)?;
+                } else {
+                    let mut profile = take(store, only)?;
+                    profile.observe(event, spec);
+                    store.append_event(only, event)?;
+                    store.save(profile)?;
+                }
+                out.profile = Some(only);
+                out.changed.push(only);
+                return Ok(out);
+            }
+        }
+    }
+
     let mut candidates = Vec::with_capacity(ids.len() + 1);
-    for found in ids {
-        let owner = store.profile_of(&found.id)?;
+    for (i, found) in ids.into_iter().enumerate() {
+        let owner = match owners.get(i) {
+            Some(owner) => *owner,
+            None => store.profile_of(&found.id)?,
+        };
         let priority = config.priority(&found.id.kind);
         candidates.push(Candidate {
             found,
@@ -282,17 +310,14 @@ fn resolve<S: Store + ?Sized>(
     }
     candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
 
-    // The common case: every identifier already points to one profile.
+    // Still the common case, when an alias's previous id or many identifiers kept it
+    // from being seen above.
     if let Some(Some(only)) = candidates.first().map(|c| c.owner) {
         if candidates.iter().all(|c| c.owner == Some(only)) {
-            if store.observe_in_place(only, event, spec)? {
-                store.append_event(only, event)?;
-            } else {
-                let mut profile = take(store, only)?;
-                profile.observe(event, spec);
-                store.append_event(only, event)?;
-                store.save(profile)?;
-            }
+            let mut profile = take(store, only)?;
+            profile.observe(event, spec);
+            store.append_event(only, event)?;
+            store.save(profile)?;
             out.profile = Some(only);
             out.changed.push(only);
             return Ok(out);

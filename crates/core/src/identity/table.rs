@@ -169,10 +169,14 @@ impl ByteSet {
 
     /// The number of `key`, if the set holds it.
     pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
+        self.find_hashed(key, hash_bytes(key))
+    }
+
+    /// [`ByteSet::find`] with the key's hash already computed.
+    fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
-        let hash = hash_bytes(key);
         let tag = tag_of(hash);
         let mut at = self.home(hash);
         loop {
@@ -186,7 +190,8 @@ impl ByteSet {
 
     /// The number of `key`, inserting it if new; `true` when it was inserted.
     pub(crate) fn insert(&mut self, key: &[u8]) -> Result<(u32, bool), TooLong> {
-        if let Some(n) = self.find(key) {
+        let hash = hash_bytes(key);
+        if let Some(n) = self.find_hashed(key, hash) {
             return Ok((n, false));
         }
         if key.len() > usize::from(u16::MAX) {
@@ -212,7 +217,7 @@ impl ByteSet {
         let n = self.len() as u32;
         self.spans
             .push(Span([chunk as u16, offset as u16, key.len() as u16]));
-        self.place(n, hash_bytes(key));
+        self.place(n, hash);
         Ok((n, true))
     }
 
