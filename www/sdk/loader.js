@@ -30,7 +30,7 @@
 // catches that. A batch sent at page exit whose answer the page did not live to see is
 // sent again from the next page, and deduplicated by the collector.
 
-import init, { call } from "./pkg/weft_sdk.js";
+import { call, initSync } from "./pkg/weft_sdk.js";
 
 // Operation codes of `call`, as crates/sdk/src/sdk.rs numbers them.
 const BOOT = 0;
@@ -290,7 +290,11 @@ const api = {
 };
 
 async function boot() {
-  await init({ module_or_path: new URL("weft_sdk_bg.wasm", script.src) });
+  // Compiled off the main thread, instantiated at once (the module is small). The glue's
+  // own async loader is not used: it carries fallbacks for old browsers and wrong MIME
+  // types that cost more than this line.
+  const wasm = await fetch(new URL("weft_sdk_bg.wasm", script.src));
+  initSync({ module: await WebAssembly.compile(await wasm.arrayBuffer()) });
 
   // A tab keeps its id across its own navigations (sessionStorage), so the next page sends
   // what the last one left; a duplicated tab finds the lock taken and picks a new id.

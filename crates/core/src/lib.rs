@@ -22,6 +22,7 @@ pub mod campaign;
 pub mod referrer;
 pub mod session;
 pub mod stored_id;
+pub mod text;
 pub mod time;
 pub mod url;
 

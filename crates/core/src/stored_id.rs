@@ -15,7 +15,7 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::url;
+use crate::{text, url};
 
 /// The longest id kept; longer stored values are ignored as corrupt.
 pub const MAX_ID_LEN: usize = 200;
@@ -40,7 +40,7 @@ pub fn parse(raw: &str) -> Option<String> {
         let quoted = bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"';
         let next = if quoted {
             unescape_json(&value[1..value.len() - 1])
-        } else if bytes.contains(&b'%') {
+        } else if text::has_byte(&value, b'%') {
             url::percent_decode(&value)
         } else {
             break;
@@ -111,12 +111,12 @@ pub fn encode_cookie(id: &str) -> String {
 /// assert_eq!(weft_core::stored_id::cookie_id(jar, "weft_aid").as_deref(), Some("x"));
 /// ```
 pub fn cookie_id(jar: &str, name: &str) -> Option<String> {
-    for pair in jar.split(';') {
-        let Some(i) = pair.bytes().position(|b| b == b'=') else {
+    for pair in text::fields(jar, b';') {
+        let Some((key, value)) = text::split_once(pair, b'=') else {
             continue;
         };
-        if url::trim(&pair[..i]) == name {
-            if let Some(id) = parse(&pair[i + 1..]) {
+        if url::trim(key) == name {
+            if let Some(id) = parse(value) {
                 return Some(id);
             }
         }
@@ -145,7 +145,7 @@ pub fn domain_candidates(host: &str) -> Vec<&str> {
     let is_ip =
         bytes.first() == Some(&b'[') || bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.');
     let mut out = Vec::new();
-    if is_ip || !bytes.contains(&b'.') {
+    if is_ip || !text::has_byte(host, b'.') {
         return out;
     }
     // From the end: the text after each dot but the last one is a candidate.

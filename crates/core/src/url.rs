@@ -13,6 +13,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::text;
+
 /// The parts of a URL that touchpoints need, borrowed from the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Parts<'a> {
@@ -39,10 +41,7 @@ pub fn split(url: &str) -> Parts<'_> {
     // Byte searches for ASCII delimiters, not `str` patterns: this keeps the browser
     // SDK's wasm small.
     let url = before(trim(url), b'#');
-    let (before_query, query) = match find(url, b'?') {
-        Some(i) => (&url[..i], &url[i + 1..]),
-        None => (url, ""),
-    };
+    let (before_query, query) = text::split_once(url, b'?').unwrap_or((url, ""));
     let scheme_end = before_query.as_bytes().windows(2).position(|w| w == b"//");
     let Some(start) = scheme_end else {
         return Parts {
@@ -151,7 +150,9 @@ fn decode_with(text: &str, plus_is_space: bool) -> String {
         out.push(byte);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut decoded = String::with_capacity(out.len());
+    text::push_utf8_lossy(&mut decoded, &out);
+    decoded
 }
 
 fn hex(digit: u8) -> Option<u8> {
@@ -174,14 +175,11 @@ fn hex(digit: u8) -> Option<u8> {
 /// ```
 pub fn for_each_pair(query: &str, mut visit: impl FnMut(String, String)) {
     let query = query.strip_prefix('?').unwrap_or(query);
-    for pair in query.split('&') {
+    for pair in text::fields(query, b'&') {
         if pair.is_empty() {
             continue;
         }
-        let (name, value) = match find(pair, b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, ""),
-        };
+        let (name, value) = text::split_once(pair, b'=').unwrap_or((pair, ""));
         visit(decode(name), decode(value));
     }
 }

@@ -16,8 +16,8 @@
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 
-use weft_core::session::push_decimal;
 use weft_core::stored_id;
+use weft_core::text::push_decimal;
 
 /// Cookie and localStorage name of the anonymous id.
 pub const ANON_KEY: &str = "weft_aid";

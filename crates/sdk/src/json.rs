@@ -7,7 +7,7 @@
 
 use alloc::string::String;
 
-use weft_core::session::push_decimal;
+use weft_core::text::push_decimal;
 
 /// Builds one JSON object.
 #[derive(Debug, Default)]

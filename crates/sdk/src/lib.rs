@@ -14,8 +14,10 @@
 //! export across the boundary, a small allocator instead of std's.
 //!
 //! # Limitations
-//! One SDK instance per page: the state is a thread-local, and a second boot replaces
-//! the first.
+//! One SDK instance per page: the state is a static, and a second boot replaces the
+//! first.
+
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 

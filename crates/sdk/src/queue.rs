@@ -16,7 +16,7 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use weft_core::session::{parse_decimal, push_decimal};
+use weft_core::text::{self, parse_decimal, push_decimal};
 
 /// One queued event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,12 +190,12 @@ impl Outbox {
     /// Queues the events of a stored form (this page's earlier self, or an orphaned tab's
     /// outbox) ahead of the events queued since, skipping message ids already held;
     /// returns the time the stored form was written (0 when unreadable).
-    pub fn restore(&mut self, text: &str) -> i64 {
-        let mut lines = text.split('\n');
+    pub fn restore(&mut self, stored: &str) -> i64 {
+        let mut lines = text::fields(stored, b'\n');
         let written = lines.next().and_then(parse_decimal).unwrap_or(0);
         let mut restored: Vec<Item> = Vec::new();
         for line in lines {
-            let Some((id, json)) = line.split_once('\t') else {
+            let Some((id, json)) = text::split_once(line, b'\t') else {
                 continue;
             };
             let mut held = holds(&self.waiting, id) || holds(&restored, id);

@@ -1,6 +1,6 @@
 //! The SDK's state and [`call`], the one function the loader calls.
 //!
-//! One [`Sdk`] lives in a thread-local for the page's lifetime. Calls are synchronous,
+//! One [`Sdk`] lives in a static for the page's lifetime. Calls are synchronous,
 //! so a `setAnonymousId` is in force for the very next event (field report
 //! `set-anon-id-before-first-event`). The loader builds each event object; this side
 //! gives it the ids and the touchpoint context (`context.campaign`, `context.session`),
@@ -14,11 +14,11 @@
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
-use core::cell::RefCell;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use weft_core::campaign::Campaign;
-use weft_core::session::{parse_decimal, push_decimal, Session};
+use weft_core::session::Session;
+use weft_core::text::{self, parse_decimal, push_decimal};
 use weft_core::{stored_id, url};
 
 use crate::browser::Browser;
@@ -146,8 +146,8 @@ impl<'a> Settings<'a> {
     /// # Limitations
     /// Numbers are whole: a fractional part is cut off, and exponent forms (`1e3`) take
     /// the default.
-    pub fn parse(text: &'a str) -> Settings<'a> {
-        let mut fields = text.split('\0');
+    pub fn parse(arg: &'a str) -> Settings<'a> {
+        let mut fields = text::fields(arg, b'\0');
         let mut next = || fields.next().unwrap_or("");
         Settings {
             write_key: next(),
@@ -167,8 +167,8 @@ impl<'a> Settings<'a> {
 }
 
 /// A whole non-negative number (any fractional part cut off), or `default`.
-fn number(text: &str, default: i64) -> i64 {
-    let whole = text.split('.').next().unwrap_or("");
+fn number(field: &str, default: i64) -> i64 {
+    let whole = text::fields(field, b'.').next().unwrap_or("");
     parse_decimal(whole).filter(|n| *n >= 0).unwrap_or(default)
 }
 
@@ -189,32 +189,30 @@ pub struct Sdk<S: Stores> {
     retry_max: i64,
 }
 
-thread_local! {
-    static SDK: RefCell<Option<Sdk<Browser>>> = const { RefCell::new(None) };
-}
+// The page's SDK. The lock is never contended (wasm runs on the page's one thread, and
+// nothing `call` does calls back into it); it only makes the static safe to share.
+static SDK: spin::Mutex<Option<Sdk<Browser>>> = spin::Mutex::new(None);
 
 /// Runs operation `op` (see [`op`]) with argument `arg` at time `now` (ms since the
 /// epoch, the loader's clock) and answers its result; before [`op::BOOT`], every other
 /// operation answers nothing.
 #[wasm_bindgen]
 pub fn call(op: u32, now: f64, arg: &str) -> String {
-    SDK.with(|cell| {
-        let mut state = cell.borrow_mut();
-        if op == op::BOOT {
-            let settings = Settings::parse(arg);
-            let stores = if settings.no_storage {
-                Browser::without_storage()
-            } else {
-                Browser::open()
-            };
-            *state = Some(Sdk::open(stores, settings));
-            return String::new();
-        }
-        match state.as_mut() {
-            Some(sdk) => sdk.call(op, now as i64, arg),
-            None => String::new(),
-        }
-    })
+    let mut state = SDK.lock();
+    if op == op::BOOT {
+        let settings = Settings::parse(arg);
+        let stores = if settings.no_storage {
+            Browser::without_storage()
+        } else {
+            Browser::open()
+        };
+        *state = Some(Sdk::open(stores, settings));
+        return String::new();
+    }
+    match state.as_mut() {
+        Some(sdk) => sdk.call(op, now as i64, arg),
+        None => String::new(),
+    }
 }
 
 impl<S: Stores> Sdk<S> {
@@ -266,7 +264,7 @@ impl<S: Stores> Sdk<S> {
 
     /// Runs one operation other than [`op::BOOT`]; see [`call`].
     pub fn call(&mut self, op: u32, now: i64, arg: &str) -> String {
-        let mut fields = arg.split('\0');
+        let mut fields = text::fields(arg, b'\0');
         let mut next = || fields.next().unwrap_or("");
         let mut out = String::new();
         match op {
@@ -454,14 +452,14 @@ impl<S: Stores> Sdk<S> {
 
     fn orphans(&self, now: i64, stale_ms: i64) -> String {
         let mut out = String::new();
-        for key in self.stores.keys(QUEUE_PREFIX).split('\n') {
+        for key in text::fields(&self.stores.keys(QUEUE_PREFIX), b'\n') {
             let Some(tab) = key.strip_prefix(QUEUE_PREFIX) else {
                 continue;
             };
             let written = self
                 .stores
                 .get(key)
-                .and_then(|text| parse_decimal(text.split('\n').next().unwrap_or("")))
+                .and_then(|stored| parse_decimal(text::fields(&stored, b'\n').next().unwrap_or("")))
                 .unwrap_or(0);
             if tab != self.tab && now - written >= stale_ms {
                 out.push_str(tab);
