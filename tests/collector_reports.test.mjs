@@ -305,14 +305,28 @@ describe("collector field reports", () => {
         [`anon-bot-2-${run}`, LIGHTHOUSE, true],
         [`anon-human-${run}`, HUMAN_USER_AGENT, false],
       ];
+      const sent = [];
       for (const [anon, ua] of visitors) {
-        await visit(anon, ua, [{ type: "page", messageId: uid("m") }]);
+        const messageId = uid("m");
+        sent.push(messageId);
+        const res = await visit(anon, ua, [{ type: "page", messageId }]);
+        assert.equal(res.json.accepted, 1, "a bot's page view is stored too");
       }
+      // Bots are stored as bot page views and make no profile; the human makes one.
       for (const [anon, , bot] of visitors) {
         const found = await profile(worker.url, `anonymous_id:${anon}`);
-        assert.equal(found.bot, bot, anon);
-        assert.equal(found.device, bot ? "bot" : "desktop", anon);
+        if (bot) {
+          assert.equal(found, null, `${anon}: no profile for a bot`);
+        } else {
+          assert.equal(found.bot, false, anon);
+          assert.equal(found.device, "desktop", anon);
+        }
       }
+      const archived = await archivedById(worker, sent);
+      const flags = Object.fromEntries(archived.map((e) => [e.anonymousId, e.weft.bot]));
+      for (const [anon, , bot] of visitors) assert.equal(flags[anon], bot, anon);
+      const counted = await metrics(worker.url);
+      assert.ok(counted.botEvents >= 2, JSON.stringify(counted));
     });
 
     test("bots are stored but join no segment a human with the same events joins", async () => {
@@ -330,11 +344,18 @@ describe("collector field reports", () => {
         [`ahrefs-${run}`, AHREFS, false],
         [`lighthouse-${run}`, LIGHTHOUSE, false],
       ];
-      for (const [anon, ua] of cases) await visit(anon, ua, [pricing(), pricing()]);
+      for (const [anon, ua] of cases) {
+        const res = await visit(anon, ua, [pricing(), pricing()]);
+        assert.equal(res.json.accepted, 2, `${anon} stored`);
+      }
       for (const [anon, , member] of cases) {
         const found = await profile(worker.url, `anonymous_id:${anon}`);
-        assert.equal(found.events, 2, `${anon} stored`);
-        assert.equal(found.segments.includes("paid-pricing-interest"), member, anon);
+        if (member) {
+          assert.equal(found.events, 2, anon);
+          assert.ok(found.segments.includes("paid-pricing-interest"), anon);
+        } else {
+          assert.equal(found, null, `${anon}: a bot makes no profile`);
+        }
         const decision = await decide(worker.url, anon);
         assert.equal(decision.segments.includes("paid-pricing-interest"), member, anon);
       }
@@ -373,18 +394,22 @@ describe("collector field reports", () => {
           writeKey: c.writeKey,
         });
         const found = await profile(worker.url, `anonymous_id:${c.anon}`);
-        assert.equal(found.bot, c.bot, c.name);
+        if (c.bot) assert.equal(found, null, c.name);
+        else assert.equal(found.bot, false, c.name);
       }
     });
 
-    test("a human's event makes a profile a visitor again; bot events stay stored", async () => {
+    test("a bot's events make no profile; the same id's human events make one", async () => {
       const anon = uid("mixed-ua");
-      await visit(anon, AHREFS, [{ type: "page", messageId: uid("m") }]);
-      assert.equal((await profile(worker.url, `anonymous_id:${anon}`)).bot, true);
+      const first = uid("m");
+      await visit(anon, AHREFS, [{ type: "page", messageId: first }]);
+      assert.equal(await profile(worker.url, `anonymous_id:${anon}`), null);
       await visit(anon, HUMAN_USER_AGENT, [{ type: "page", messageId: uid("m") }]);
       const found = await profile(worker.url, `anonymous_id:${anon}`);
       assert.equal(found.bot, false);
-      assert.equal(found.events, 2);
+      assert.equal(found.events, 1, "only the human's event is stitched");
+      const [archived] = await archivedById(worker, [first]);
+      assert.equal(archived.weft.bot, true, "the bot's event is still stored");
     });
   });
 

@@ -83,6 +83,23 @@ pub struct Collector {
     pub rate_limit_per_second: u32,
     /// Events one write key may send at once, when it has sent nothing for a while.
     pub rate_limit_burst: u32,
+    /// What happens to events from bots (crawlers, headless browsers, monitors).
+    pub bots: BotPolicy,
+}
+
+/// What the collector does with bot events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BotPolicy {
+    /// Store and archive them (deduplicated, counted) but stitch them into no profile, so
+    /// they create no profile and join no segment.
+    #[default]
+    Store,
+    /// Stitch them into profiles flagged as bots; such profiles join no segment unless a
+    /// segment opts in with `includeBots`.
+    Profile,
+    /// Acknowledge and count them, store nothing.
+    Drop,
 }
 
 impl Default for Collector {
@@ -96,6 +113,7 @@ impl Default for Collector {
             cookie_domain: String::new(),
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            bots: BotPolicy::Store,
         }
     }
 }

@@ -16,6 +16,8 @@ pub fn apply(res: &mut Response, origin: Option<&str>, config: &Config) -> worke
     let headers = res.headers_mut();
     headers.set("access-control-allow-origin", origin)?;
     headers.set("access-control-allow-credentials", "true")?;
+    // Lets the SDK read when to retry after a 429.
+    headers.set("access-control-expose-headers", "retry-after")?;
     headers.append("vary", "Origin")?;
     Ok(())
 }

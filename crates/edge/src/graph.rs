@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -25,7 +26,7 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlS
 
 use crate::archive;
 use crate::collect::{GraphWarning, Ingest, Stored};
-use crate::config::Config;
+use crate::config::{BotPolicy, Config};
 use crate::decide::{anonymous_key, user_key, KV_BINDING, MAX_ID_LEN};
 use crate::publish::{self, Action, Published};
 use crate::sql_store::{self, count, scalar, SqlStore};
@@ -195,6 +196,28 @@ impl IdentityGraph {
                     stored.warnings.push(warn(
                         "dropped: an identifier of this event was erased".into(),
                     ));
+                    continue;
+                }
+                if event.weft.bot && config.collector.bots != BotPolicy::Profile {
+                    if !store
+                        .remember(&event.weft.source, &event.message_id, event.received_at)
+                        .map_err(to_worker)?
+                    {
+                        tally("deduplicated".into(), 1);
+                        stored
+                            .warnings
+                            .push(warn("duplicate messageId; already stored".into()));
+                    } else if config.collector.bots == BotPolicy::Store {
+                        // Kept as a record of the traffic; no profile is made of it.
+                        stored.accepted += 1;
+                        tally("bot_events".into(), 1);
+                        store.queue_for_archive(event).map_err(to_worker)?;
+                    } else {
+                        tally("dropped_bots".into(), 1);
+                        stored.warnings.push(warn(
+                            "dropped: bot traffic (collector.bots = \"drop\")".into(),
+                        ));
+                    }
                     continue;
                 }
                 match identity::ingest(&mut *store, &config.identity, segments.spec(), event) {
@@ -383,14 +406,20 @@ impl IdentityGraph {
             Ok(kv) => kv,
             Err(e) => return log_error("kv binding missing", &e.to_string()),
         };
-        for write in writes {
-            let result = match &write.doc {
+        // One request may change many keys (a batch of new visitors): write them side by
+        // side rather than one round trip after another.
+        let kv = &kv;
+        let results = join_all(writes.iter().map(|write| async move {
+            match &write.doc {
                 Some(doc) => match kv.put(&write.key, doc.as_str()) {
                     Ok(put) => put.execute().await,
                     Err(e) => Err(e),
                 },
                 None => kv.delete(&write.key).await,
-            };
+            }
+        }))
+        .await;
+        for (write, result) in writes.iter().zip(results) {
             if let Err(e) = result {
                 // Keep the doc pending: the alarm tries again.
                 log_error("kv write failed", &e.to_string());
@@ -782,7 +811,7 @@ impl IdentityGraph {
             .exec("SELECT name, count FROM metrics ORDER BY name", None)?
             .to_array()?;
         let mut out = json!({
-            "accepted": 0, "deduplicated": 0, "suppressed": 0, "decisionsWritten": 0,
+            "accepted": 0, "botEvents": 0, "deduplicated": 0, "suppressed": 0, "decisionsWritten": 0,
             "erasedProfiles": 0, "rejected": {}, "warned": {},
         });
         for row in rows {
@@ -825,6 +854,9 @@ impl IdentityGraph {
             let any_suppressed = has_suppressed(&sql)?;
             for event in &events {
                 if any_suppressed && is_suppressed(&sql, event, &config.identity)? {
+                    continue;
+                }
+                if event.weft.bot && config.collector.bots != BotPolicy::Profile {
                     continue;
                 }
                 if let Ok(outcome) =
