@@ -47,13 +47,16 @@ fi
 WASM="$SDK_TARGET/wasm32-unknown-unknown/release/weft_sdk.wasm"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-wasm-bindgen --target web --no-typescript --out-dir "$OUT" "$WASM"
-"$WASM_OPT" -Oz --strip-debug --strip-producers --enable-bulk-memory \
+# `--encode-into always`: every browser that runs this wasm has TextEncoder.encodeInto.
+wasm-bindgen --target web --no-typescript --encode-into always --out-dir "$OUT" "$WASM"
+"$WASM_OPT" -Oz --converge --strip-debug --strip-producers --strip-target-features \
+  --enable-bulk-memory \
   --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
   --enable-reference-types --enable-multivalue \
   "$OUT/weft_sdk_bg.wasm" -o "$OUT/weft_sdk_bg.wasm"
-# The glue's default wasm URL uses import.meta, which an iife lacks; the loader always
-# passes the URL, so esbuild's warning about it is silenced.
+# The glue's async loader (default wasm URL from import.meta, which an iife lacks) is left
+# out by esbuild's tree shaking: the loader fetches the wasm and calls initSync. esbuild
+# warns before it shakes, so that warning is silenced.
 "$BIN/esbuild" www/sdk/loader.js --bundle --minify --format=iife --target=es2020 \
   --log-override:empty-import-meta=silent --outfile="$OUT/weft.js" --log-level=warning
 "$BIN/esbuild" www/snippet.js --minify --target=es5 --log-level=warning \

@@ -163,6 +163,14 @@ impl Campaign {
     /// assert_eq!(c.fields(), [("source", "a"), ("gclid", "x")]);
     /// ```
     pub fn fields(&self) -> Vec<(&str, &str)> {
+        let mut out = Vec::new();
+        self.for_each_field(|name, value| out.push((name, value)));
+        out
+    }
+
+    /// Calls `visit` with each of [`Campaign::fields`], in the same order, without
+    /// collecting them.
+    pub fn for_each_field<'a>(&'a self, mut visit: impl FnMut(&'a str, &'a str)) {
         let named = [
             ("source", &self.source),
             ("medium", &self.medium),
@@ -171,20 +179,17 @@ impl Campaign {
             ("content", &self.content),
             ("id", &self.id),
         ];
-        // Plain pushes rather than iterator adapters: one code path in the browser's wasm.
-        let mut out = Vec::new();
         for (name, value) in named {
             if let Some(value) = value {
-                out.push((name, value.as_str()));
+                visit(name, value);
             }
         }
         for (name, value) in &self.other {
-            out.push((name.as_str(), value.as_str()));
+            visit(name, value);
         }
         if let Some(click) = &self.click_id {
-            out.push((click.param, click.value.as_str()));
+            visit(click.param, &click.value);
         }
-        out
     }
 
     /// A key that changes when the visit comes from a different campaign: source,

@@ -66,6 +66,18 @@ pub fn split(url: &str) -> Parts<'_> {
     Parts { host, path, query }
 }
 
+/// The query of a URL without its `?`, empty when there is none: what [`split`] gives
+/// as `query`, without reading the rest of the URL.
+///
+/// ```
+/// assert_eq!(weft_core::url::query(" https://a.example/x?q=1#top"), "q=1");
+/// assert_eq!(weft_core::url::query("/x#a?b"), "");
+/// ```
+pub fn query(url: &str) -> &str {
+    let url = before(trim(url), b'#');
+    text::split_once(url, b'?').map_or("", |(_, query)| query)
+}
+
 /// `text` without leading and trailing spaces and ASCII control characters, the
 /// characters the URL standard strips from a URL's ends.
 ///
@@ -275,6 +287,7 @@ mod tests {
         ];
         for (url, (host, path, query)) in cases {
             assert_eq!(split(url), Parts { host, path, query }, "{url}");
+            assert_eq!(super::query(url), query, "{url}");
         }
     }
 

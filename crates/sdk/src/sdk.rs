@@ -378,15 +378,15 @@ impl<S: Stores> Sdk<S> {
     fn touch(&mut self, page_url: &str, search: &str, now: i64) -> String {
         let mut campaign = Campaign::from_query(search);
         if campaign.is_empty() {
-            campaign = Campaign::from_query(url::split(page_url).query);
+            campaign = Campaign::from_query(url::query(page_url));
         }
         let mut context = Obj::new();
         let mut key = None;
         if !campaign.is_empty() {
             let mut fields = Obj::new();
-            for (name, value) in campaign.fields() {
+            campaign.for_each_field(|name, value| {
                 fields.str(name, value);
-            }
+            });
             context.raw("campaign", &fields.end());
             key = Some(campaign.key());
         }
