@@ -1,6 +1,6 @@
 //! The browser's stores behind [`Stores`]: `document.cookie` and localStorage, guarded.
 //!
-//! Every access goes through one small JavaScript function ([`io`]) that catches what
+//! Every access goes through one small JavaScript function (`io`) that catches what
 //! the browser throws, so nothing thrown reaches the host page (field report
 //! `storage-throws-fallback`): a read that throws answers nothing, a write that throws
 //! answers nothing instead of an empty string. localStorage is probed once with a write
