@@ -2,15 +2,18 @@
 //!
 //! Every event is queued here as its JSON text before anything is sent, and leaves only
 //! when the collector acknowledged it (or refused it for good). The outbox is bounded by
-//! a count and a byte size; when full, the oldest events are dropped first and counted,
-//! so an unreachable collector never eats the site's localStorage quota (field report
-//! `bounded-offline-queue`). Batches are cut to a byte budget, which is how the page-exit
-//! flush stays under the browser's 64 KiB keepalive limit (field report
+//! a count and a byte size; when full, the oldest waiting events are dropped first and
+//! counted, so an unreachable collector never eats the site's localStorage quota (field
+//! report `bounded-offline-queue`). Batches are cut to a byte budget, which is how the
+//! page-exit flush stays under the browser's 64 KiB keepalive limit (field report
 //! `unload-beacon-over-quota`): what does not fit stays queued for the next page.
 //!
-//! The stored form is one line per event, `messageId<TAB>json`, after a first line
-//! holding the time it was written; JSON text never holds a raw newline or tab, so no
-//! parser is needed. Plain Rust, tested natively.
+//! The events are kept in one list, oldest first, each marked with the batch it is in
+//! flight in (or none while it waits): a batch is a run of waiting events taken from the
+//! front, and a batch to retry becomes waiting again where it stands, so the order never
+//! changes. The stored form is one line per event, `messageId<TAB>json`, after a first
+//! line holding the time it was written; JSON text never holds a raw newline or tab, so
+//! no parser is needed. Plain Rust, tested natively.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -25,6 +28,15 @@ pub struct Item {
     pub id: String,
     /// The event as JSON text.
     pub json: String,
+    // The batch the event is in flight in; 0 while it waits.
+    batch: u32,
+}
+
+impl Item {
+    /// A waiting event.
+    pub fn new(id: String, json: String) -> Item {
+        Item { id, json, batch: 0 }
+    }
 }
 
 /// What became of a batch the transport sent.
@@ -32,7 +44,7 @@ pub struct Item {
 pub enum Outcome {
     /// The collector stored it (2xx): the events leave the outbox.
     Delivered,
-    /// Worth trying again (network error, 5xx, 429): the events go back, in order.
+    /// Worth trying again (network error, 5xx, 429): the events wait again, in order.
     Retry,
     /// Refused for good (4xx other than 429): the events leave the outbox, counted.
     Refused,
@@ -41,10 +53,8 @@ pub enum Outcome {
 /// The bounded outbox.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    // Oldest first. A Vec, not a VecDeque: drains at the front are rare and short, and the
-    // deque's code costs the wasm ~2 KB.
-    waiting: Vec<Item>,
-    in_flight: Vec<(u32, Vec<Item>)>,
+    // Oldest first, waiting and in flight alike.
+    items: Vec<Item>,
     next_batch: u32,
     bytes: usize,
     max_count: usize,
@@ -69,12 +79,12 @@ impl Outbox {
 
     /// Events not yet handed to the transport.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.items.iter().filter(|item| item.batch == 0).count()
     }
 
     /// Events handed to the transport and not yet settled.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.iter().map(|(_, items)| items.len()).sum()
+        self.items.len() - self.waiting()
     }
 
     /// Bytes of JSON held, waiting and in flight.
@@ -90,100 +100,119 @@ impl Outbox {
             return;
         }
         self.bytes += item.json.len();
-        self.waiting.push(item);
-        self.enforce_bounds();
+        self.items.push(Item { batch: 0, ..item });
+        self.enforce_bounds(self.max_count);
     }
 
-    fn enforce_bounds(&mut self) {
-        let flying = self.in_flight();
-        let mut excess_bytes = self.bytes.saturating_sub(self.max_bytes);
-        let mut n = (self.waiting.len() + flying).saturating_sub(self.max_count);
-        while n < self.waiting.len() && excess_bytes > 0 {
-            excess_bytes = excess_bytes.saturating_sub(self.waiting[n].json.len());
-            n += 1;
-        }
-        self.drop_oldest(n.min(self.waiting.len()));
+    // Drops the oldest waiting events until at most `max_count` events and `max_bytes`
+    // bytes are held (or nothing waits).
+    fn enforce_bounds(&mut self, max_count: usize) {
+        let mut count = self.items.len();
+        let mut bytes = self.bytes;
+        let max_bytes = self.max_bytes;
+        let mut dropped = 0;
+        self.keep(&mut |item| {
+            let drop = item.batch == 0 && (count > max_count || bytes > max_bytes);
+            if drop {
+                count -= 1;
+                bytes -= item.json.len();
+                dropped += 1;
+            }
+            !drop
+        });
+        self.bytes = bytes;
+        self.dropped += dropped;
     }
 
-    fn drop_oldest(&mut self, n: usize) {
-        for old in &self.waiting[..n] {
-            self.bytes -= old.json.len();
-        }
-        self.dropped += n as u32;
-        self.waiting = self.waiting.split_off(n);
+    // Keeps the events `keep` answers true for (it may change them), in order. One
+    // `retain_mut` behind a `dyn` closure: each closure type would otherwise bring its own
+    // copy into the wasm.
+    fn keep(&mut self, keep: &mut dyn FnMut(&mut Item) -> bool) {
+        self.items.retain_mut(|item| keep(item));
     }
 
     /// Drops the oldest tenth of the waiting events (at least one), for when storage
     /// refuses the outbox's size; returns how many were dropped.
     pub fn shed(&mut self) -> usize {
-        let n = (self.waiting.len() / 10).max(1).min(self.waiting.len());
-        self.drop_oldest(n);
+        let waiting = self.waiting();
+        let n = (waiting / 10).max(1).min(waiting);
+        self.enforce_bounds(self.items.len() - n);
         n
     }
 
     /// Empties the outbox (consent denied); nothing is counted as dropped.
     pub fn clear(&mut self) {
-        self.waiting.clear();
-        self.in_flight.clear();
+        self.items.clear();
         self.bytes = 0;
     }
 
-    /// Cuts the next batch: the oldest waiting events whose request body, as written by
-    /// [`body`], fits in `max_body` bytes, at most `max_events` of them. `None` when
-    /// nothing waits or the oldest event alone does not fit (it waits for a larger
+    /// Cuts the next batch: the oldest waiting events, in a row, whose request body, as
+    /// written by [`body`], fits in `max_body` bytes, at most `max_events` of them. `None`
+    /// when nothing waits or the oldest event alone does not fit (it waits for a larger
     /// budget). The events stay in the outbox, in flight, until [`Outbox::settle`].
     pub fn take(&mut self, max_body: usize, max_events: usize) -> Option<(u32, &[Item])> {
+        let start = self.items.iter().position(|item| item.batch == 0)?;
         let mut size = BODY_OVERHEAD;
-        let mut count = 0;
-        for item in self.waiting.iter().take(max_events) {
-            if size + item.json.len() + 1 > max_body {
+        let mut end = start;
+        while end < self.items.len() && end - start < max_events {
+            let item = &self.items[end];
+            if item.batch != 0 || size + item.json.len() + 1 > max_body {
                 break;
             }
             size += item.json.len() + 1;
-            count += 1;
+            end += 1;
         }
-        if count == 0 {
+        if end == start {
             return None;
         }
-        let rest = self.waiting.split_off(count);
-        let items = core::mem::replace(&mut self.waiting, rest);
-        self.next_batch = self.next_batch.wrapping_add(1);
-        self.in_flight.push((self.next_batch, items));
-        self.in_flight
-            .last()
-            .map(|(batch, items)| (*batch, items.as_slice()))
+        // Batch numbers are never 0, which marks waiting events.
+        self.next_batch = self.next_batch.wrapping_add(1).max(1);
+        let batch = &mut self.items[start..end];
+        for item in batch.iter_mut() {
+            item.batch = self.next_batch;
+        }
+        Some((self.next_batch, batch))
     }
 
     /// Settles a batch handed out by [`Outbox::take`]; unknown batch numbers are ignored.
     pub fn settle(&mut self, batch: u32, outcome: Outcome) {
-        let Some(pos) = self.in_flight.iter().position(|(n, _)| *n == batch) else {
-            return;
-        };
-        let (_, items) = self.in_flight.remove(pos);
-        let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-        match outcome {
-            Outcome::Retry => {
-                self.waiting = prepend(items, &mut self.waiting);
-                return;
+        let mut count = 0;
+        let mut bytes = self.bytes;
+        self.keep(&mut |item| {
+            if batch == 0 || item.batch != batch {
+                return true;
             }
+            if outcome == Outcome::Retry {
+                item.batch = 0;
+                return true;
+            }
+            count += 1;
+            bytes -= item.json.len();
+            false
+        });
+        self.bytes = bytes;
+        match outcome {
             Outcome::Delivered => self.delivered = self.delivered.saturating_add(count),
             Outcome::Refused => self.refused = self.refused.saturating_add(count),
+            Outcome::Retry => {}
         }
-        self.bytes -= items.iter().map(|i| i.json.len()).sum::<usize>();
     }
 
-    /// The stored form: the write time, then every event held, in flight ones first (they
-    /// are the oldest), one `id<TAB>json` line each; empty when nothing is held.
+    /// The stored form: the write time, then every event held, oldest first (in-flight
+    /// ones too: the page may not live to see their answer), one `id<TAB>json` line each;
+    /// empty when nothing is held.
     pub fn to_text(&self, now: i64) -> String {
-        if self.waiting.is_empty() && self.in_flight.is_empty() {
+        if self.items.is_empty() {
             return String::new();
         }
-        let mut out = String::with_capacity(self.bytes + 64 * self.waiting.len() + 16);
+        let mut out = String::with_capacity(self.bytes + 64 * self.items.len() + 16);
         push_decimal(&mut out, now);
-        for (_, batch) in &self.in_flight {
-            write_lines(&mut out, batch);
+        for item in &self.items {
+            out.push('\n');
+            out.push_str(&item.id);
+            out.push('\t');
+            out.push_str(&item.json);
         }
-        write_lines(&mut out, &self.waiting);
         out
     }
 
@@ -198,41 +227,21 @@ impl Outbox {
             let Some((id, json)) = text::split_once(line, b'\t') else {
                 continue;
             };
-            let mut held = holds(&self.waiting, id) || holds(&restored, id);
-            for (_, batch) in &self.in_flight {
-                held |= holds(batch, id);
-            }
+            let held = holds(&self.items, id) || holds(&restored, id);
             if !held && json.as_bytes().first() == Some(&b'{') {
-                restored.push(Item {
-                    id: id.to_owned(),
-                    json: json.to_owned(),
-                });
+                self.bytes += json.len();
+                restored.push(Item::new(id.to_owned(), json.to_owned()));
             }
         }
-        self.bytes += restored.iter().map(|i| i.json.len()).sum::<usize>();
-        self.waiting = prepend(restored, &mut self.waiting);
-        self.enforce_bounds();
+        restored.append(&mut self.items);
+        self.items = restored;
+        self.enforce_bounds(self.max_count);
         written
-    }
-}
-
-fn write_lines(out: &mut String, items: &[Item]) {
-    for item in items {
-        out.push('\n');
-        out.push_str(&item.id);
-        out.push('\t');
-        out.push_str(&item.json);
     }
 }
 
 fn holds(items: &[Item], id: &str) -> bool {
     items.iter().any(|item| item.id == id)
-}
-
-// `front` followed by `rest`, emptying `rest` (cheaper in wasm than `Vec::splice`).
-fn prepend(mut front: Vec<Item>, rest: &mut Vec<Item>) -> Vec<Item> {
-    front.append(rest);
-    front
 }
 
 /// Bytes of a request body around its events, with room for a long write key.
@@ -266,7 +275,7 @@ mod tests {
         let id = ["m-", &n.to_string()].concat();
         let pad = "x".repeat(size.saturating_sub(id.len() + 20));
         let json = ["{\"messageId\":\"", &id, "\",\"p\":\"", &pad, "\"}"].concat();
-        Item { id, json }
+        Item::new(id, json)
     }
 
     // The batch a take cuts, owned, so that the outbox can be used while it is read.
@@ -378,6 +387,27 @@ mod tests {
                 "{outcome:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_retried_batch_waits_again_ahead_of_newer_events() {
+        let mut outbox = Outbox::new(10, 1_000_000);
+        for n in 1..=4 {
+            outbox.push(item(n, 50));
+        }
+        let (first, _) = take(&mut outbox, usize::MAX, 1).unwrap();
+        let (second, _) = take(&mut outbox, usize::MAX, 1).unwrap();
+        outbox.settle(first, Outcome::Retry);
+        assert_eq!((outbox.waiting(), outbox.in_flight()), (3, 1));
+        let (_, again) = take(&mut outbox, usize::MAX, 10).unwrap();
+        assert_eq!(ids(&again), ["m-1"], "a batch is a run of waiting events");
+        let (_, rest) = take(&mut outbox, usize::MAX, 10).unwrap();
+        assert_eq!(ids(&rest), ["m-3", "m-4"]);
+        assert!(outbox.to_text(1).starts_with("1\nm-1\t{"));
+        outbox.settle(second, Outcome::Delivered);
+        assert_eq!((outbox.in_flight(), outbox.delivered), (3, 1));
+        outbox.settle(0, Outcome::Delivered);
+        assert_eq!(outbox.in_flight(), 3, "0 names no batch");
     }
 
     #[test]

@@ -294,10 +294,7 @@ impl<S: Stores> Sdk<S> {
             op::PUSH => {
                 let (id, json) = (next(), next());
                 if self.consent != Consent::Denied {
-                    self.outbox.push(Item {
-                        id: id.to_owned(),
-                        json: json.to_owned(),
-                    });
+                    self.outbox.push(Item::new(id.to_owned(), json.to_owned()));
                 }
             }
             op::CONSENT => self.set_consent(arg, now),
