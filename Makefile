@@ -34,7 +34,7 @@ help:
 	@echo "make test   every check: fmt, clippy, tests, docs, builds, dry-run deploy, e2e"
 	@echo "steps:      setup build build-sdk build-worker fmt-check clippy unit-test doc"
 	@echo "            dry-run e2e bench fuzz-build"
-	@echo "make fuzz   fuzz the payload parser for FUZZ_SECONDS (default 300)"
+	@echo "make fuzz   fuzz the payload, rule and url parsers, FUZZ_SECONDS each (default 300)"
 	@echo "make load   30 s at saturation against the built worker; make fault: crash mid-load"
 
 setup:
@@ -90,17 +90,20 @@ bench:
 	@if [[ -f scripts/bench.sh ]]; then bash scripts/bench.sh; \
 	else echo "bench: no scripts/bench.sh yet, nothing to run"; fi
 
-# The payload parser's fuzz target (fuzz/, cargo fuzz on the nightly toolchain): `make test`
-# only builds it; `make fuzz` runs it on the seed corpus for FUZZ_SECONDS and fails on a
-# finding, which lands in fuzz/artifacts/payload/.
+# The parsers' fuzz targets (fuzz/, cargo fuzz on the nightly toolchain): payload (collector
+# bodies), rules (segment definitions), url (query strings, campaigns, referrers, stored ids).
+# `make test` only builds them; `make fuzz` runs each on its seed corpus for FUZZ_SECONDS and
+# fails on a finding, which lands in fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 300
 
 fuzz-build:
-	cargo +nightly fuzz build payload
+	cargo +nightly fuzz build
 
 fuzz:
 	cargo +nightly fuzz run payload fuzz/corpus/payload -- \
 		-max_total_time=$(FUZZ_SECONDS) -dict=fuzz/payload.dict
+	cargo +nightly fuzz run rules fuzz/corpus/rules -- -max_total_time=$(FUZZ_SECONDS)
+	cargo +nightly fuzz run url fuzz/corpus/url -- -max_total_time=$(FUZZ_SECONDS)
 
 # Load and fault runs against the built worker (run `make build-worker` first): LOAD_ARGS
 # passes options, e.g. LOAD_ARGS="--seconds 60 --connections 16".
