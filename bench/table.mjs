@@ -6,8 +6,9 @@
 //! `.weft/bench/BENCHMARKS.partial.md` instead, the reasons are printed, and the exit status
 //! is 1: `BENCHMARKS.md` only ever holds a complete run.
 //!
-//! Environment (set by scripts/bench.sh): `WEFT_BENCH_STARTED` (epoch seconds) and
-//! `WEFT_BENCH_LOAD_BEFORE` (/proc/loadavg's first three fields when the run began).
+//! scripts/bench.sh also leaves `run.json` there: when the run started and finished (epoch
+//! seconds) and the load average at both ends, so the table can be rendered again from the
+//! same results (`node bench/table.mjs`) and still say when and how the figures were taken.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -19,6 +20,12 @@ import { RESULTS_DIR, ROOT } from "./lib.mjs";
 export const PARTS = ["sizes", "native", "load", "edge", "segment-edge"];
 
 const NOT_MEASURED = "NOT MEASURED";
+
+const runFile = join(RESULTS_DIR, "run.json");
+const runInfo = existsSync(runFile)
+  ? JSON.parse(readFileSync(runFile, "utf8"))
+  : { started: null, finished: null, loadBefore: "unknown", loadAfter: "unknown" };
+const CORES = Number(execFileSync("nproc").toString().trim());
 
 const results = {};
 const failures = {};
@@ -150,7 +157,7 @@ function loadRows(load) {
         `(${num(peer.longestTaskCpuMs, 1)} ms)`,
       ratio(weft.longestTaskMs, peer.longestTaskMs),
       "≤ 50 ms",
-      yes(weft.longestTaskMs <= 50),
+      `wall ${yes(weft.longestTaskMs <= 50)}, CPU ${yes(weft.longestTaskCpuMs <= 50)}`,
     ),
   ];
 }
@@ -308,10 +315,10 @@ function render(rows, complete) {
         .join("; ")}\n`;
   return `# weft benchmarks
 
-Written by \`make bench\` (scripts/bench.sh) on ${new Date().toISOString()}.
+Written by \`make bench\` (scripts/bench.sh), run started ${started()}.
 
 Machine: ${machine()}.
-${status}
+${busy()}${status}
 ${lines.join("\n")}
 
 How each figure was measured (details in the \`//!\` header of each \`bench/*.mjs\`):
@@ -329,25 +336,38 @@ How each figure was measured (details in the \`//!\` header of each \`bench/*.mj
   per-round ratios. CPU = the workerd processes' CPU seconds from /proc over a run divided
   by its requests, minus the no-op route's in the same worker; it includes the local
   runtime's own simulation of KV, Durable Object storage and R2 (a bare KV read costs
-  what the table shows over the no-op), which Cloudflare does not bill as worker CPU. The Segment Edge SDK's
-  worker (\`bench/segment-edge/\`) had its Profiles API off, its KV seeded for every user of
-  the load, its CDN, tracking API and origin on a local node server, and every fetch off
-  loopback refused; none was attempted.
+  what the table shows over the no-op), which Cloudflare does not bill as worker CPU.
+- The Segment Edge SDK's worker (\`bench/segment-edge/\`) had its Profiles API off, its KV
+  seeded for every user of the load, its CDN, tracking API and origin on a local node
+  server, and every fetch off loopback refused; none was attempted.
 - Local figures measure this machine as much as weft: wrk, node and workerd share its
   cores. Compare ratios within a run rather than absolute figures across machines.
 `;
+}
+
+function started() {
+  return runInfo.started ? new Date(runInfo.started * 1000).toISOString() : "at an unknown time";
+}
+
+/** A warning when other work shared the machine: wall-clock figures then run long. */
+function busy() {
+  const before = Number(String(runInfo.loadBefore).split(" ")[0]);
+  const after = Number(String(runInfo.loadAfter).split(" ")[0]);
+  if (!(Math.max(before, after) > CORES / 2)) return "";
+  return (
+    `\n**The machine was busy** (load average ${runInfo.loadBefore} at the start, ` +
+    `${runInfo.loadAfter} at the end, on ${CORES} cores): latencies, requests per second and ` +
+    "wall-clock task lengths run long; ratios measured in the same run, CPU figures and " +
+    "sizes hold up better.\n"
+  );
 }
 
 function machine() {
   const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown CPU";
   const memKb = Number(/^MemTotal:\s*(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]);
-  const cores = execFileSync("nproc").toString().trim();
-  const loadNow = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  const before = process.env.WEFT_BENCH_LOAD_BEFORE ?? "unknown";
-  const started = Number(process.env.WEFT_BENCH_STARTED);
-  const minutes = Math.round((Date.now() / 1000 - started) / 60);
-  const took = started ? `; the run took ${minutes} min` : "";
+  const { started: from, finished: to, loadBefore, loadAfter } = runInfo;
+  const took = from && to ? `; the run took ${Math.round((to - from) / 60)} min` : "";
   const version = (pkg) =>
     JSON.parse(readFileSync(join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
   let rustc = "rustc ?";
@@ -358,8 +378,8 @@ function machine() {
   }
   const chromium = results.load?.chromium ?? "Chromium ?";
   return (
-    `${cores} cores (nproc), ${model}, ${(memKb / 1024 / 1024).toFixed(1)} GiB memory; ` +
-    `load average ${before} at the start, ${loadNow} at the end${took}. ` +
+    `${CORES} cores (nproc), ${model}, ${(memKb / 1024 / 1024).toFixed(1)} GiB memory; ` +
+    `load average ${loadBefore} at the start, ${loadAfter} at the end${took}. ` +
     `${rustc}; node ${process.version}; wrangler ${version("wrangler")} (workerd ` +
     `${version("workerd")}); ${chromium}`
   );

@@ -108,4 +108,7 @@ for part in "${PARTS[@]}"; do
 done
 
 say "table"
+printf '{"started":%s,"finished":%s,"loadBefore":"%s","loadAfter":"%s"}\n' \
+  "$WEFT_BENCH_STARTED" "$(date +%s)" "$WEFT_BENCH_LOAD_BEFORE" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)" >"$WEFT_BENCH_RESULTS/run.json"
 node bench/table.mjs
