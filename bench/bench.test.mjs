@@ -48,8 +48,9 @@ describe("wrk scripts", () => {
     t.after(() => server.close());
 
     // Two runs with different tags, as edge.mjs runs them against one worker.
+    const url = `${server.url}/v1/batch`;
     for (const tag of ["t1", "t2"]) {
-      await wrk({ url: `${server.url}/v1/batch`, seconds: 1, script: "batch.lua", args: [tag, "k"] });
+      await wrk({ url, seconds: 1, script: "batch.lua", args: [tag, "k"] });
     }
 
     assert.ok(bodies.length >= 4, `only ${bodies.length} requests`);
