@@ -44,9 +44,8 @@ const CONSENT = 7;
 const TAKE = 8;
 const SETTLE = 9;
 const PERSIST = 10;
-const ORPHANS = 11;
-const ADOPT = 12;
-const STATS = 13;
+const ADOPT = 11;
+const STATS = 12;
 
 const win = window;
 const nav = navigator;
@@ -65,6 +64,7 @@ const BATCH_EVENTS = 100;
 const VERSION = "0.1.0";
 const TRAITS = "weft_traits";
 const TAB_LOCK = "weft_tab:";
+const QUEUE = "weft_q:";
 
 let verbose = !!cfg.debug;
 let booted = false;
@@ -91,16 +91,14 @@ const uuid = () =>
     (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16),
   );
 
-// Storage that never throws into the page: null when unreadable, false when unwritable.
-function stored(key, value) {
+// The traits kept in localStorage (as JSON text): read without an argument, written with
+// one, removed with null. Never throws into the page; a read that throws answers nothing.
+function storedTraits(value) {
   try {
-    if (value === undefined) return localStorage.getItem(key);
-    if (value === null) localStorage.removeItem(key);
-    else localStorage.setItem(key, value);
-    return true;
-  } catch (e) {
-    return value === undefined ? null : false;
-  }
+    if (value === undefined) return localStorage[TRAITS];
+    if (value === null) delete localStorage[TRAITS];
+    else localStorage[TRAITS] = value;
+  } catch (e) {}
 }
 
 // Takes the Web Lock `name` for the page's lifetime; true when held, false when another
@@ -189,12 +187,10 @@ function flush(exit) {
   }
 }
 
-function retryAfterMs(header) {
-  if (!header) return 0;
-  const seconds = Number(header);
-  const ms = seconds >= 0 ? seconds * 1000 : Date.parse(header) - Date.now();
-  return ms > 0 ? ms : 0;
-}
+// Retry-After in ms: seconds or an HTTP date. A missing, past or unreadable one gives 0
+// or a negative number or NaN, which the SDK reads as "none".
+const retryAfterMs = (header) =>
+  header ? (+header >= 0 ? header * 1000 : Date.parse(header) - Date.now()) : 0;
 
 function send(batch, body, bytes) {
   inFlight++;
@@ -243,7 +239,7 @@ const api = {
     if (typeof userId == "object" && userId) [userId, t, o] = [undefined, userId, t];
     if (userId != null) sdk(SET_USER_ID, userId);
     traits = Object.assign(traits, t);
-    if (consentState == "granted") stored(TRAITS, JSON.stringify(traits));
+    if (consentState == "granted") storedTraits(JSON.stringify(traits));
     record("identify", { traits: t || {} }, o);
   },
   group(groupId, t, o) {
@@ -258,7 +254,7 @@ const api = {
   reset() {
     sdk(RESET, uuid());
     traits = {};
-    stored(TRAITS, null);
+    storedTraits(null);
   },
   setAnonymousId(id) {
     sdk(SET_ANONYMOUS_ID, id);
@@ -279,7 +275,7 @@ const api = {
     sdk(CONSENT, state);
     if (state == "denied") {
       traits = {};
-      stored(TRAITS, null);
+      storedTraits(null);
     }
     if (state == "granted") flush();
   },
@@ -334,16 +330,23 @@ async function boot() {
     loc.protocol == "https:" ? 1 : "",
   );
   try {
-    traits = JSON.parse(stored(TRAITS)) || {};
+    traits = JSON.parse(storedTraits()) || {};
   } catch (e) {}
-  if (consentState == "denied") stored(TRAITS, null);
+  if (consentState == "denied") storedTraits(null);
 
-  // Outboxes of tabs that are gone: adopted now, and once more a little later for a tab
-  // whose last page was still unloading.
+  // Outboxes of tabs that are gone (their lock is free, or without Web Locks, a minute
+  // without heartbeat): adopted now, and once more a little later for a tab whose last
+  // page was still unloading.
   const hasLocks = locked !== null;
   const adoptOrphans = async () => {
-    for (const other of sdk(ORPHANS, hasLocks ? 0 : 60000).split("\n").filter(Boolean)) {
-      if (!hasLocks || (await holdLock(TAB_LOCK + other))) sdk(ADOPT, other);
+    let keys = [];
+    try {
+      keys = Object.keys(localStorage);
+    } catch (e) {}
+    for (const key of keys) {
+      const other = key.slice(QUEUE.length);
+      if (key.startsWith(QUEUE) && other != tab && (!hasLocks || (await holdLock(TAB_LOCK + other))))
+        sdk(ADOPT, other, hasLocks ? 0 : 60000);
     }
   };
   await adoptOrphans();

@@ -20,16 +20,15 @@ use crate::identity::Stores;
     if (op < 2) return op ? ((d.cookie = k), '') : d.cookie;
     const s = localStorage;
     if (op == 2) return s.getItem(k);
-    if (op == 3) return s.setItem(k, v), '';
-    if (op == 4) return s.removeItem(k), '';
-    return Object.keys(s).filter((x) => x.startsWith(k)).join('\\n');
+    op == 3 ? s.setItem(k, v) : s.removeItem(k);
+    return '';
   } catch (e) {}
 }")]
 extern "C" {
     /// One guarded browser operation: 0 reads `document.cookie`, 1 assigns `k` to it,
-    /// 2 reads localStorage entry `k`, 3 writes `v` there, 4 removes it, 5 lists the
-    /// localStorage keys starting with `k`, one a line. `None` when the browser threw
-    /// (or the entry is missing); writes answer an empty string when they went through.
+    /// 2 reads localStorage entry `k`, 3 writes `v` there, 4 removes it. `None` when the
+    /// browser threw (or the entry is missing); writes answer an empty string when they
+    /// went through.
     fn io(op: u32, k: &str, v: &str) -> Option<String>;
 }
 
@@ -84,9 +83,5 @@ impl Stores for Browser {
 
     fn has_storage(&self) -> bool {
         self.local
-    }
-
-    fn keys(&self, prefix: &str) -> String {
-        self.storage(5, prefix, "").unwrap_or_default()
     }
 }

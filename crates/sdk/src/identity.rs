@@ -47,8 +47,6 @@ pub trait Stores {
     fn remove(&self, key: &str);
     /// True when localStorage is usable (it answered a probe write).
     fn has_storage(&self) -> bool;
-    /// The localStorage keys starting with `prefix`, one a line.
-    fn keys(&self, prefix: &str) -> String;
 }
 
 /// Where ids are written: the cookie attributes and whether persisting is allowed.
@@ -269,16 +267,6 @@ pub mod fake {
 
         fn has_storage(&self) -> bool {
             !self.storage_throws
-        }
-
-        fn keys(&self, prefix: &str) -> String {
-            let local = self.local.borrow();
-            let keys: Vec<&str> = local
-                .keys()
-                .filter(|k| !self.storage_throws && k.starts_with(prefix))
-                .map(String::as_str)
-                .collect();
-            keys.join("\n")
         }
     }
 }

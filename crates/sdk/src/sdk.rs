@@ -68,17 +68,16 @@ pub mod op {
     /// Writes this tab's outbox to localStorage (after changes, at page exit, as
     /// heartbeat).
     pub const PERSIST: u32 = 10;
-    /// Reads a staleness in ms; answers the ids of other tabs whose outbox was last
-    /// written at least that long ago, each followed by a newline: candidates for
-    /// adoption (the loader adopts only those whose Web Lock it gets).
-    pub const ORPHANS: u32 = 11;
-    /// Moves the outbox of the tab named by the argument into this one's (the caller
-    /// holds that tab's lock).
-    pub const ADOPT: u32 = 12;
+    /// Reads another tab's id and a staleness in ms; moves that tab's outbox into this
+    /// one's when it was last written at least that long ago. The loader finds the
+    /// candidates (localStorage keys starting with [`super::QUEUE_PREFIX`]) and asks only
+    /// for those whose Web Lock it holds, or with a minute's staleness where the browser
+    /// has no Web Locks.
+    pub const ADOPT: u32 = 11;
     /// Answers the counters as JSON text: `waiting`, `inFlight`, `bytes`, `dropped`,
     /// `refused`, `delivered`, `persistent`, `tab`, `consent`, `cookieDomain` (null for
     /// a host-only cookie), `session`.
-    pub const STATS: u32 = 13;
+    pub const STATS: u32 = 12;
 }
 
 /// The visitor's choice about analytics storage and sending.
@@ -136,8 +135,6 @@ pub struct Settings<'a> {
     pub host: &'a str,
     /// The page is served over https (`1`): cookies get `Secure`.
     pub secure: bool,
-    /// Leave localStorage alone (`1`), as when it throws (tests of the fallback).
-    pub no_storage: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -161,7 +158,6 @@ impl<'a> Settings<'a> {
             retry_max: number(next(), 60_000),
             host: next(),
             secure: next() == "1",
-            no_storage: next() == "1",
         }
     }
 }
@@ -200,13 +196,7 @@ static SDK: spin::Mutex<Option<Sdk<Browser>>> = spin::Mutex::new(None);
 pub fn call(op: u32, now: f64, arg: &str) -> String {
     let mut state = SDK.lock();
     if op == op::BOOT {
-        let settings = Settings::parse(arg);
-        let stores = if settings.no_storage {
-            Browser::without_storage()
-        } else {
-            Browser::open()
-        };
-        *state = Some(Sdk::open(stores, settings));
+        *state = Some(Sdk::open(Browser::open(), Settings::parse(arg)));
         return String::new();
     }
     match state.as_mut() {
@@ -306,8 +296,7 @@ impl<S: Stores> Sdk<S> {
                 push_decimal(&mut out, delay);
             }
             op::PERSIST => self.persist(now),
-            op::ORPHANS => out = self.orphans(now, number(arg, 0)),
-            op::ADOPT => self.adopt(arg, now),
+            op::ADOPT => self.adopt(next(), number(next(), 0), now),
             op::STATS => out = self.stats(),
             _ => {}
         }
@@ -447,33 +436,19 @@ impl<S: Stores> Sdk<S> {
         full / 2 + full / 2 * jitter.min(1000) / 1000
     }
 
-    fn orphans(&self, now: i64, stale_ms: i64) -> String {
-        let mut out = String::new();
-        for key in text::fields(&self.stores.keys(QUEUE_PREFIX), b'\n') {
-            let Some(tab) = key.strip_prefix(QUEUE_PREFIX) else {
-                continue;
-            };
-            let written = self
-                .stores
-                .get(key)
-                .and_then(|stored| parse_decimal(text::fields(&stored, b'\n').next().unwrap_or("")))
-                .unwrap_or(0);
-            if tab != self.tab && now - written >= stale_ms {
-                out.push_str(tab);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn adopt(&mut self, tab: &str, now: i64) {
+    fn adopt(&mut self, tab: &str, stale_ms: i64, now: i64) {
         if self.consent != Consent::Granted || tab == self.tab {
             return;
         }
         let mut key = String::from(QUEUE_PREFIX);
         key.push_str(tab);
-        if let Some(text) = self.stores.get(&key) {
-            self.outbox.restore(&text);
+        let Some(stored) = self.stores.get(&key) else {
+            return;
+        };
+        // The stored form's first line is the time it was written; unreadable is old.
+        let written = parse_decimal(text::fields(&stored, b'\n').next().unwrap_or(""));
+        if now - written.unwrap_or(0) >= stale_ms {
+            self.outbox.restore(&stored);
             self.persist(now);
             self.stores.remove(&key);
         }
@@ -556,7 +531,6 @@ mod tests {
             "x",
             "h",
             "1",
-            "1",
         ];
         let text = fields.join("\0");
         let expected = Settings {
@@ -571,7 +545,6 @@ mod tests {
             retry_max: 60_000,
             host: "h",
             secure: true,
-            no_storage: true,
         };
         assert_eq!(Settings::parse(&text), expected);
         assert_eq!(Settings::parse("").max_events, 1000);
@@ -726,21 +699,33 @@ mod tests {
     #[test]
     fn stale_outboxes_of_other_tabs_are_adopted() {
         let mut sdk = open("granted");
-        let old = ["1000\nm-9\t{\"messageId\":\"m-9\"}"].concat();
-        sdk.stores.set("weft_q:gone", &old);
-        sdk.stores
-            .set("weft_q:fresh", &[&T0.to_string(), "\nm-8\t{}"].concat());
+        let old = "1000\nm-9\t{\"messageId\":\"m-9\"}";
+        sdk.stores.set("weft_q:gone", old);
+        let fresh = [&T0.to_string(), "\nm-8\t{\"messageId\":\"m-8\"}"].concat();
+        sdk.stores.set("weft_q:fresh", &fresh);
         push(&mut sdk, "m-1");
         sdk.call(op::PERSIST, T0, "");
 
-        assert_eq!(sdk.call(op::ORPHANS, T0, "60000"), "gone\n");
-        assert_eq!(sdk.call(op::ORPHANS, T0, "0"), "fresh\ngone\n");
-        sdk.call(op::ADOPT, T0, "gone");
-        sdk.call(op::ADOPT, T0, "tab-1");
+        for tab in ["gone", "fresh", "tab-1", "missing"] {
+            sdk.call(op::ADOPT, T0, &[tab, "60000"].join("\0"));
+        }
         assert_eq!(sdk.stores.get("weft_q:gone"), None);
+        assert_eq!(sdk.stores.get("weft_q:fresh"), Some(fresh), "not stale yet");
+        assert!(
+            sdk.stores.get("weft_q:tab-1").is_some(),
+            "its own outbox stays"
+        );
         let batch = take(&mut sdk);
         let adopted_first = batch.find("m-9").zip(batch.find("m-1"));
         assert!(adopted_first.is_some_and(|(a, b)| a < b), "{batch}");
+        assert!(!batch.contains("m-8"));
+
+        sdk.call(op::ADOPT, T0, &["fresh", "0"].join("\0"));
+        assert_eq!(
+            sdk.stores.get("weft_q:fresh"),
+            None,
+            "held locks adopt at once"
+        );
     }
 
     #[test]

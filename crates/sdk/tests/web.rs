@@ -15,7 +15,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use weft_sdk::browser::Browser;
 use weft_sdk::identity::{self, Jar, Stores, ANON_KEY, LEGACY_ANON_KEYS};
-use weft_sdk::op;
+use weft_sdk::{op, Sdk, Settings};
 
 const NOW: f64 = 1_700_000_000_000.0;
 
@@ -75,8 +75,8 @@ fn loopback_hosts_get_host_only_cookies() {
     assert!(!browser.cookies().contains("weft_probe"));
 }
 
-fn boot(tab: &str, no_storage: bool) {
-    let settings = [
+fn settings(tab: &str) -> String {
+    let fields = [
         "demo-write-key",
         "granted",
         tab,
@@ -88,9 +88,8 @@ fn boot(tab: &str, no_storage: bool) {
         "60000",
         "127.0.0.1",
         "",
-        if no_storage { "1" } else { "" },
     ];
-    weft_sdk::call(op::BOOT, NOW, &settings.join("\0"));
+    fields.join("\0")
 }
 
 fn call(op: u32, fields: &[&str]) -> String {
@@ -115,7 +114,9 @@ fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
     assert_eq!(browser.get(ANON_KEY), None);
     assert!(!browser.set(ANON_KEY, "x"));
 
-    boot("tab-memory", true);
+    let settings = settings("tab-memory");
+    let mut sdk = Sdk::open(browser, Settings::parse(&settings));
+    let mut call = |op, fields: &[&str]| sdk.call(op, NOW as i64, &fields.join("\0"));
     call(op::SET_ANONYMOUS_ID, &["anon-fixed-1"]);
     assert_eq!(call(op::IDS, &[]), "anon-fixed-1\0");
     let event = "{\"messageId\":\"m-1\",\"anonymousId\":\"anon-fixed-1\"}";
@@ -134,9 +135,10 @@ fn without_local_storage_the_cookie_keeps_the_id_and_events_still_batch() {
         field(&body, &["writeKey"]).as_string().as_deref(),
         Some("demo-write-key")
     );
-    assert!(browser.cookies().contains("weft_aid=anon-fixed-1"));
-    assert_eq!(Browser::open().get(ANON_KEY), None);
     assert_eq!(call(op::SETTLE, &["1", "200", "0", "500"]), "0");
+    let browser = Browser::open();
+    assert!(browser.cookies().contains("weft_aid=anon-fixed-1"));
+    assert_eq!(browser.get(ANON_KEY), None);
     clear(&Browser::open());
 }
 
@@ -145,7 +147,7 @@ fn a_booted_sdk_keeps_the_stored_id_and_reads_the_campaign_of_the_page() {
     let browser = Browser::open();
     clear(&browser);
     browser.set_cookie("weft_aid=\"kept-1\"; path=/");
-    boot("tab-web", false);
+    weft_sdk::call(op::BOOT, NOW, &settings("tab-web"));
     assert_eq!(call(op::IDS, &[]), "kept-1\0");
     assert_eq!(browser.get(ANON_KEY).as_deref(), Some("kept-1"));
 
