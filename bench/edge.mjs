@@ -21,6 +21,11 @@
 //!   then, one visitor at a time, the second /pricing view is posted and `/v1/decide` polled
 //!   from the moment the collector acknowledges it until the segment shows.
 //!
+//! Knobs for trying things out (the table's figures use the defaults): `WEFT_BENCH_SECONDS`
+//! (4) and `WEFT_BENCH_ROUNDS` (5) for the read routes, `WEFT_BENCH_MIN_BATCHES` (2000),
+//! `WEFT_BENCH_BATCH_SECONDS` (15) and `WEFT_BENCH_BATCH_CAP` (360) for the batches,
+//! `WEFT_BENCH_FRESHNESS_TRIALS` (200).
+//!
 //! # Limitations
 //! The runtime reports no per-request CPU, so CPU figures are whole-process deltas; other
 //! programs on the machine do not enter them, but their load slows the runtime and inflates
@@ -52,7 +57,7 @@ const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 5);
 const MIN_BATCHES = Number(process.env.WEFT_BENCH_MIN_BATCHES ?? 2000);
 const BATCH_RUN_SECONDS = Number(process.env.WEFT_BENCH_BATCH_SECONDS ?? 15);
-const BATCH_CAP_SECONDS = Number(process.env.WEFT_BENCH_BATCH_CAP ?? 300);
+const BATCH_CAP_SECONDS = Number(process.env.WEFT_BENCH_BATCH_CAP ?? 360);
 const FRESHNESS_TRIALS = Number(process.env.WEFT_BENCH_FRESHNESS_TRIALS ?? 200);
 const FRESHNESS_LIMIT_MS = 5_000;
 const ADMIN = { authorization: "Bearer demo-admin-token" };

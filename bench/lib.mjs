@@ -213,10 +213,7 @@ export async function settle(worker, limitMs = 30_000) {
 
 /**
  * Measures a wrk run and the runtime CPU it cost, waiting for the runtime to settle
- * before and after.
- *
- * @returns {Promise<ReturnType<typeof wrk> extends Promise<infer R> ? R & { cpuSeconds:
- *   number } : never>}
+ * before and after: what `wrk()` returns, plus `cpuSeconds`.
  */
 export async function wrkWithCpu(worker, options) {
   await settle(worker);

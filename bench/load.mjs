@@ -17,6 +17,9 @@
 //! scheduled). Variants: weft as the demo site embeds it (events batched for up to
 //! `flushInterval`, 1 s by default), weft with `flushInterval: 0`, and Segment's snippet
 //! as its docs give it (`@segment/snippet`), each run RUNS times in turn; medians.
+//!
+//! `WEFT_BENCH_LOAD_RUNS` changes the number of runs; `WEFT_BENCH_DEBUG=1` echoes the pages'
+//! requests and console.
 
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
