@@ -57,8 +57,18 @@ wasm-bindgen --target web --no-typescript --encode-into always --out-dir "$OUT" 
 # The glue's async loader (default wasm URL from import.meta, which an iife lacks) is left
 # out by esbuild's tree shaking: the loader fetches the wasm and calls initSync. esbuild
 # warns before it shakes, so that warning is silenced.
-"$BIN/esbuild" www/sdk/loader.js --bundle --minify --format=iife --target=es2020 \
-  --log-override:empty-import-meta=silent --outfile="$OUT/weft.js" --log-level=warning
+# Two passes: esbuild inlines constants (the loader's operation codes) only in a file
+# without imports, so the loader's import line is set aside for a first pass, then the
+# result is bundled with the glue. `--pure:console.warn` drops the glue's warnings about
+# deprecated ways of calling it, which the loader does not use (the loader itself
+# reports with console.error and console.log).
+(grep '^import ' www/sdk/loader.js
+  grep -v '^import ' www/sdk/loader.js \
+    | "$BIN/esbuild" --minify-syntax --minify-whitespace --format=esm --log-level=warning) \
+  > "$SDK_TARGET/loader.js"
+(cd www/sdk && "$BIN/esbuild" --bundle --minify --format=iife --target=es2020 --pure:console.warn \
+  --log-override:empty-import-meta=silent --log-level=warning) \
+  < "$SDK_TARGET/loader.js" > "$OUT/weft.js"
 "$BIN/esbuild" www/snippet.js --minify --target=es5 --log-level=warning \
   | tr -d '\n' > www/snippet.min.js
 echo >> www/snippet.min.js

@@ -56,7 +56,7 @@ const stub = win.weft || [];
 const cfg = Object.assign({}, stub._cfg);
 const endpoint = (cfg.host || "").replace(/\/$/, "") + "/v1/batch";
 const flushAt = cfg.flushAt || 20;
-const flushInterval = cfg.flushInterval == null ? 1000 : cfg.flushInterval;
+const flushInterval = cfg.flushInterval ?? 1000;
 // Chromium and Firefox allow 64 KiB of keepalive bodies in flight per document.
 const KEEPALIVE_BUDGET = 65536;
 const BATCH_BYTES = 32768;
@@ -80,7 +80,6 @@ const readyCallbacks = [];
 const sdk = (op, ...fields) => call(op, Date.now(), fields.join("\0"));
 const ids = () => sdk(IDS).split("\0");
 const log = (...args) => verbose && console.log("[weft]", ...args);
-const randomId = () => Math.random().toString(36).slice(2) + Date.now().toString(36);
 const stats = () => JSON.parse(sdk(STATS));
 const isText = (v) => typeof v == "string";
 
@@ -296,7 +295,7 @@ async function boot() {
   // what the last one left; a duplicated tab finds the lock taken and picks a new id.
   let tab;
   try {
-    tab = sessionStorage.getItem("weft_tab");
+    tab = sessionStorage.weft_tab;
   } catch (e) {}
   let locked = tab ? await holdLock(TAB_LOCK + tab) : null;
   if (locked === false) {
@@ -305,11 +304,11 @@ async function boot() {
     locked = await holdLock(TAB_LOCK + tab);
   }
   if (!locked) {
-    tab = randomId();
+    tab = uuid();
     locked = await holdLock(TAB_LOCK + tab);
   }
   try {
-    sessionStorage.setItem("weft_tab", tab);
+    sessionStorage.weft_tab = tab;
   } catch (e) {}
 
   consentState = cfg.consent || "granted";
@@ -368,4 +367,4 @@ async function boot() {
   flush();
 }
 
-boot().catch((e) => console.warn("[weft] not started:", e));
+boot().catch((e) => console.error("[weft] not started:", e));

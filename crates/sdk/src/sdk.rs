@@ -164,7 +164,7 @@ impl<'a> Settings<'a> {
 
 /// A whole non-negative number (any fractional part cut off), or `default`.
 fn number(field: &str, default: i64) -> i64 {
-    let whole = text::fields(field, b'.').next().unwrap_or("");
+    let whole = text::split_once(field, b'.').map_or(field, |(whole, _)| whole);
     parse_decimal(whole).filter(|n| *n >= 0).unwrap_or(default)
 }
 
@@ -446,7 +446,8 @@ impl<S: Stores> Sdk<S> {
             return;
         };
         // The stored form's first line is the time it was written; unreadable is old.
-        let written = parse_decimal(text::fields(&stored, b'\n').next().unwrap_or(""));
+        let first = text::split_once(&stored, b'\n').map_or(stored.as_str(), |(line, _)| line);
+        let written = parse_decimal(first);
         if now - written.unwrap_or(0) >= stale_ms {
             self.outbox.restore(&stored);
             self.persist(now);
