@@ -162,6 +162,20 @@ describe("edge path", () => {
     // second, so the backfilled one follows within a second, from the object's alarm.
     await waitFor(async () => (await get(`/v1/decide?anonymousId=${anon}`)).body.segments.includes("readers"));
 
+    // What GET answers is the whole document, and PUTs back as it is.
+    const read = await get("/admin/segments/readers", ADMIN);
+    assert.equal(read.body.source, "api");
+    assert.deepEqual(read.body.definition.rule.count.event, "Docs Read");
+    const again = await fetch(`${worker.url}/admin/segments/readers`, {
+      method: "PUT",
+      headers: ADMIN,
+      body: JSON.stringify(read.body.definition),
+    });
+    assert.equal(again.status, 200, await again.clone().text());
+    const fromFile = await get("/admin/segments/paid-pricing-interest", ADMIN);
+    assert.equal(fromFile.body.source, "file");
+    assert.ok(fromFile.body.definition.rule, JSON.stringify(fromFile.body));
+
     const listed = await get("/admin/segments", ADMIN);
     const readers = listed.body.segments.find((s) => s.name === "readers");
     assert.equal(readers.source, "api");
@@ -269,6 +283,22 @@ describe("edge path", () => {
     assert.doesNotMatch(stranger.body, /SPRING20/);
     assert.match(stranger.body, /id="weft-offer"/, "the placeholder stays for others");
     assert.match(stranger.headers.get("set-cookie") ?? "", /weft_sid=/);
+  });
+
+  test("bodies in an encoding the collector does not read get 415 naming it", async () => {
+    const res = await post("/v1/batch", { writeKey: "demo-write-key", batch: [] }, { "content-encoding": "br" });
+    assert.equal(res.status, 415);
+    assert.match(res.body.error, /content-encoding "br" is not supported/);
+  });
+
+  test("placeholder ids are no visitor: refused when asked, passed over in cookies", async () => {
+    const anon = uid("anon");
+    await post("/v1/batch", { writeKey: "demo-write-key", batch: paidPricingVisit(anon, anon) });
+    const refused = await get("/v1/decide?anonymousId=undefined");
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error, /placeholder/);
+    const viaCookie = await get("/v1/decide", { cookie: `weft_sid=undefined; weft_aid=${anon}` });
+    assert.deepEqual(viaCookie.body.segments, ["paid-pricing-interest"]);
   });
 
   test("admin routes need the token and name wrong methods and paths", async () => {

@@ -45,6 +45,10 @@ impl Default for Limits {
     }
 }
 
+/// The longest id (`anonymousId`, `userId`, `previousId`, `groupId`) an event may carry:
+/// longer ones could not be asked about at `/v1/decide` (its KV keys hold 512 bytes).
+pub const MAX_ID_BYTES: usize = 400;
+
 /// How far ahead of `receivedAt` a timestamp may be, without `sentAt`, before it is
 /// clamped and flagged.
 pub const FUTURE_TOLERANCE: Millis = MINUTE;
@@ -139,6 +143,12 @@ struct Envelope<'a> {
 /// # Errors
 /// [`BodyError`] when the body as a whole cannot be read; per-event faults are in
 /// [`Payload::rejected`] instead.
+///
+/// # Limitations
+/// A JSON syntax error anywhere in the body (`NaN`, a bare word, a bad escape) refuses the
+/// whole body: until the text is valid JSON there is no telling where one event ends and
+/// the next begins. Events that are valid JSON but wrong in any other way are rejected one
+/// by one.
 pub fn parse(
     body: &[u8],
     route: Option<EventKind>,
@@ -363,6 +373,27 @@ fn read_event(
             return Err(fail("group event has no groupId".into()))
         }
         _ => {}
+    }
+    for (field, id) in [
+        ("anonymousId", &event.anonymous_id),
+        ("userId", &event.user_id),
+        ("previousId", &event.previous_id),
+        ("groupId", &event.group_id),
+    ] {
+        if let Some(id) = id.as_deref().filter(|id| id.len() > MAX_ID_BYTES) {
+            return Err(fail(format!(
+                "{field} is {} bytes long; the limit is {MAX_ID_BYTES}",
+                id.len()
+            )));
+        }
+    }
+    if let Some(group) = event.group_id.as_deref() {
+        let kind = crate::identity::IdKind::Other("group_id".into());
+        if crate::identity::normalise::is_junk(&kind, group, &[]) {
+            return Err(fail(format!(
+                "groupId {group:?} is a placeholder, not an account id"
+            )));
+        }
     }
 
     let client_time = time_field(&mut obj, "timestamp", warnings)
@@ -871,6 +902,36 @@ mod tests {
             assert!(parse(body, None, NOW, &Limits::default()).is_err());
             assert_eq!(write_key_of(body).as_deref(), want, "{:?}", body);
         }
+    }
+
+    #[test]
+    fn overlong_ids_and_placeholder_group_ids_are_rejected() {
+        let long = "a".repeat(MAX_ID_BYTES + 1);
+        let body = format!(
+            r#"{{"batch":[{{"messageId":"l","type":"page","anonymousId":"{long}"}},
+            {{"messageId":"g","type":"group","userId":"u","groupId":"null"}},
+            {{"messageId":"g2","type":"group","userId":"u","groupId":" undefined "}},
+            {{"messageId":"ok","type":"group","userId":"u","groupId":"acme"}}]}}"#
+        );
+        let p = read(&body);
+        assert_eq!(ids(&p), ["ok"]);
+        assert!(
+            p.rejected[0]
+                .error
+                .starts_with("anonymousId is 401 bytes long"),
+            "{:?}",
+            p.rejected
+        );
+        assert!(
+            p.rejected[1].error.contains("placeholder"),
+            "{:?}",
+            p.rejected
+        );
+        assert!(
+            p.rejected[2].error.contains("placeholder"),
+            "{:?}",
+            p.rejected
+        );
     }
 
     #[test]

@@ -83,11 +83,17 @@ pub async fn collect(
         .ok()
         .flatten()
         .and_then(|v| v.parse().ok());
-    let gzip = headers
+    let encoding = headers
         .get("content-encoding")
         .ok()
         .flatten()
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+        .unwrap_or_default();
+    let encoding = encoding.trim().to_ascii_lowercase();
+    let gzip = match encoding.as_str() {
+        "" | "identity" => false,
+        "gzip" | "x-gzip" => true,
+        other => return Err(ApiError::UnsupportedEncoding(other.to_owned())),
+    };
     if !gzip && declared.is_some_and(|n: usize| n > limits.max_body) {
         return Err(ApiError::TooLarge(limits.max_body));
     }

@@ -8,6 +8,8 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use weft_core::identity::normalise::is_junk;
+use weft_core::identity::IdKind;
 use worker::{Env, Method, Request, Response};
 
 use crate::cookies;
@@ -77,6 +79,14 @@ pub fn asked(query: &[(String, String)], cookie_header: &str) -> Result<Asked, A
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.trim().to_owned())
     };
+    // A placeholder ("undefined", "null", ...) is no visitor's id: asked for directly it
+    // is refused; in a cookie it is passed over for the next source.
+    let junk = |v: &str| is_junk(&IdKind::AnonymousId, v, &[]);
+    if let Some(id) = param("anonymousId").filter(|v| !v.is_empty() && junk(v)) {
+        return Err(ApiError::BadRequest(format!(
+            "anonymousId {id:?} is a placeholder, not a visitor's id"
+        )));
+    }
     let asked = if let Some(id) = param("userId").filter(|v| !v.is_empty()) {
         Asked::User {
             id,
@@ -84,8 +94,8 @@ pub fn asked(query: &[(String, String)], cookie_header: &str) -> Result<Asked, A
         }
     } else if let Some(id) = param("anonymousId")
         .filter(|v| !v.is_empty())
-        .or_else(|| cookies::get(cookie_header, cookies::SID))
-        .or_else(|| cookies::get(cookie_header, cookies::AID))
+        .or_else(|| cookies::get(cookie_header, cookies::SID).filter(|v| !junk(v)))
+        .or_else(|| cookies::get(cookie_header, cookies::AID).filter(|v| !junk(v)))
     {
         Asked::Anonymous(id)
     } else {
@@ -201,6 +211,12 @@ mod tests {
             assert_eq!(asked(&query, cookie).unwrap(), want);
         }
         assert!(asked(&q(&[]), "").is_err());
+        assert!(asked(&q(&[("anonymousId", "undefined")]), "").is_err());
+        assert_eq!(
+            asked(&q(&[]), "weft_sid=undefined; weft_aid=aid-1").unwrap(),
+            Asked::Anonymous("aid-1".into()),
+            "a placeholder cookie is passed over"
+        );
         let long = "x".repeat(MAX_ID_LEN + 1);
         assert!(asked(&q(&[("anonymousId", &long)]), "").is_err());
     }

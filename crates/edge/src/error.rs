@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The body cannot be read.
     #[error("{0}")]
     BadBody(String),
+    /// The body comes in a content encoding the collector does not read.
+    #[error("content-encoding {0:?} is not supported (send gzip or no encoding)")]
+    UnsupportedEncoding(String),
     /// The request is malformed in some other way.
     #[error("{0}")]
     BadRequest(String),
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::MissingWriteKey | ApiError::UnknownWriteKey | ApiError::Unauthorized => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::TooLarge(_) => 413,
+            ApiError::UnsupportedEncoding(_) => 415,
             ApiError::BadBody(_) | ApiError::BadRequest(_) | ApiError::NothingValid { .. } => 400,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -90,6 +94,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::TooLarge(_) => "body_too_large",
             ApiError::BadBody(_) => "bad_body",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NothingValid { .. } => "nothing_valid",
             ApiError::NotFound(_) => "not_found",

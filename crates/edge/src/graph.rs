@@ -212,6 +212,10 @@ impl IdentityGraph {
                         stored.accepted += 1;
                         tally("bot_events".into(), 1);
                         store.queue_for_archive(event).map_err(to_worker)?;
+                        stored.warnings.push(warn(
+                            "stored as bot traffic (by user agent); no profile is made of it"
+                                .into(),
+                        ));
                     } else {
                         tally("dropped_bots".into(), 1);
                         stored.warnings.push(warn(
@@ -608,11 +612,24 @@ impl IdentityGraph {
         let Some(def) = segments.get(name) else {
             return json_error(404, &format!("no segment named {name:?}"));
         };
-        let from_api = stored_segments(&self.sql())?.iter().any(|(n, _)| n == name);
+        // The whole document as it was given (description, includeBots, rule), so what
+        // GET answers can be PUT back as it is.
+        let stored = stored_segments(&self.sql())?
+            .into_iter()
+            .find(|(n, _)| n == name);
+        let bundled = bundled::SEGMENTS.iter().find(|(n, _)| *n == name);
+        let (source, document) = match (stored, bundled) {
+            (Some((_, doc)), _) => ("api", doc),
+            (None, Some((_, text))) => (
+                "file",
+                serde_json::from_str(text).unwrap_or_else(|_| def.source.clone()),
+            ),
+            (None, None) => ("file", def.source.clone()),
+        };
         Response::from_json(&json!({
             "name": name,
-            "source": if from_api { "api" } else { "file" },
-            "definition": def.source,
+            "source": source,
+            "definition": document,
         }))
     }
 
