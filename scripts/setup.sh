@@ -88,6 +88,12 @@ if ! rustup toolchain list | grep -q '^nightly'; then
   step "adding the nightly rust toolchain (cargo fuzz needs its sanitizer flags)"
   rustup toolchain install nightly --profile minimal
 fi
+# The browser SDK's release wasm rebuilds core and alloc for size on nightly
+# (scripts/build-sdk.sh), which needs the standard library's sources.
+if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'; then
+  step "adding rust component rust-src to the nightly toolchain (the SDK's size build)"
+  rustup component add rust-src --toolchain nightly
+fi
 if [[ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
   step "installing cargo-fuzz $CARGO_FUZZ_VERSION (about 3 minutes)"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
