@@ -344,8 +344,8 @@ async function boot() {
     } catch (e) {}
     for (const key of keys) {
       const other = key.slice(QUEUE.length);
-      if (key.startsWith(QUEUE) && other != tab && (!hasLocks || (await holdLock(TAB_LOCK + other))))
-        sdk(ADOPT, other, hasLocks ? 0 : 60000);
+      if (!key.startsWith(QUEUE) || other == tab) continue;
+      if (!hasLocks || (await holdLock(TAB_LOCK + other))) sdk(ADOPT, other, hasLocks ? 0 : 60000);
     }
   };
   await adoptOrphans();
