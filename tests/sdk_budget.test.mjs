@@ -1,6 +1,6 @@
-// The SDK's budgets: what a page downloads (snippet + loader and glue + wasm, gzip -9)
-// against the peers' browser bundles installed by npm, measured in the same run; and no
-// main-thread task over 50 ms while a page loads the SDK and sends its first page view.
+// The SDK's size budget: what a page downloads (snippet + loader and glue + wasm, gzip -9)
+// against the peers' browser bundles installed by npm, measured in the same run. (Time on
+// the main thread is a speed figure: `make bench` measures it, beside analytics-next.)
 //
 // The peers are the ones `make bench` measures (bench/sizes.mjs, `PEERS`), measured the
 // same way: each bundle as shipped and after `esbuild --minify` (some packages ship
@@ -14,10 +14,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
-import { launchBrowser } from "./lib/browser.mjs";
-import { pageUrl, ROOT, sdkBuilt, sdkReady, startSite } from "./sdk_support.mjs";
+import { ROOT, sdkBuilt } from "./sdk_support.mjs";
 
 const gzip = (bytes) => gzipSync(bytes, { level: 9 }).length;
 const gz = (path) => gzip(readFileSync(join(ROOT, path)));
@@ -54,33 +53,5 @@ describe("sdk budgets", { skip: !sdkBuilt() && "SDK not built: run scripts/build
     for (const [p, size] of peers) console.log(`peer ${p} ${size} B gzipped`);
     assert.ok(parts.snippet < 1024, `snippet ${parts.snippet} B, budget 1 KB`);
     for (const [p, size] of peers) assert.ok(ours < size, `${ours} B is not smaller than ${p}`);
-  });
-
-  describe("in Chromium", () => {
-    let site;
-    let browser;
-    before(async () => {
-      site = await startSite();
-      browser = await launchBrowser();
-    });
-    after(async () => {
-      await browser?.close();
-      await site?.stop();
-    });
-
-    test("no main-thread task over 50 ms while the SDK loads and sends", async () => {
-      const page = await browser.context.newPage();
-      const watch = `window.__longTasks = [];
-        new PerformanceObserver((list) => {
-          for (const e of list.getEntries()) window.__longTasks.push(e.duration);
-        }).observe({ type: "longtask", buffered: true });`;
-      await page.goto(pageUrl(site.url, "budget", { flushInterval: 50 }, { before: watch, pageview: true }));
-      await sdkReady(page);
-      await site.waitFor(() => site.events.length >= 1);
-      await new Promise((r) => setTimeout(r, 300));
-      const tasks = await page.evaluate(() => window.__longTasks);
-      console.log(`long tasks during load: ${JSON.stringify(tasks)}`);
-      assert.deepEqual(tasks.filter((d) => d > 50), []);
-    });
   });
 });
