@@ -188,6 +188,8 @@ pub async fn collect(
 
     if ingest.events.is_empty() {
         let first = parsed.rejected.first().map(|r| r.error.clone());
+        // The request's own refusal is counted in the same call as its events'.
+        ingest.rejected.push(("nothing_valid".to_owned(), 1));
         graph_client::ingest(env, &ingest).await?;
         let first = first.unwrap_or_else(|| "the batch is empty".to_owned());
         return Err(ApiError::NothingValid {

@@ -48,8 +48,13 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let mut res = match answer {
         Ok(res) => res,
         Err(error) => {
-            // The graph counts the events of a rate-limited request itself.
-            if error.status() < 500 && !matches!(error, ApiError::RateLimited(_)) {
+            // The graph counts the events of a rate-limited request, and of one with
+            // nothing valid, itself.
+            let counted = matches!(
+                error,
+                ApiError::RateLimited(_) | ApiError::NothingValid { .. }
+            );
+            if error.status() < 500 && !counted {
                 let reason = error.reason();
                 // Requests refused before reaching the graph are counted too.
                 if path.starts_with("/v1/") && path != "/v1/decide" {
