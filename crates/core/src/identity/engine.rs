@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::extract::{extract, Found};
+use super::extract::{extract, Extracted, Found};
 use super::limits;
 use super::normalise::Junk;
 use super::store::{Merge, Store, StoreError};
@@ -181,10 +181,7 @@ pub fn ingest<S: Store + ?Sized>(
     spec: &FeatureSpec,
     event: &Event,
 ) -> Result<Outcome, IngestError> {
-    let extracted = extract(event, config);
-    if extracted.ids.is_empty() && extracted.previous.is_none() {
-        return Err(IngestError::NoIdentifier(extracted.warnings));
-    }
+    let extracted = usable_ids(event, config)?;
     if !store.remember(&event.weft.source, &event.message_id, event.received_at)? {
         return Ok(Outcome {
             duplicate: true,
@@ -202,6 +199,15 @@ pub fn ingest<S: Store + ?Sized>(
     )
 }
 
+/// The event's identifiers, or [`IngestError::NoIdentifier`] when none is usable.
+fn usable_ids<'c>(event: &Event, config: &'c IdentityConfig) -> Result<Extracted<'c>, IngestError> {
+    let extracted = extract(event, config);
+    if extracted.ids.is_empty() && extracted.previous.is_none() {
+        return Err(IngestError::NoIdentifier(extracted.warnings));
+    }
+    Ok(extracted)
+}
+
 /// Resolves an event already remembered (ingest, or the replay of an undo).
 pub(crate) fn replay<S: Store + ?Sized>(
     store: &mut S,
@@ -209,10 +215,7 @@ pub(crate) fn replay<S: Store + ?Sized>(
     spec: &FeatureSpec,
     event: &Event,
 ) -> Result<Outcome, IngestError> {
-    let extracted = extract(event, config);
-    if extracted.ids.is_empty() && extracted.previous.is_none() {
-        return Err(IngestError::NoIdentifier(extracted.warnings));
-    }
+    let extracted = usable_ids(event, config)?;
     resolve(
         store,
         config,
