@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
 
+use super::seen::Seen;
 use super::store::{Merge, MergeId, Store, StoreError};
 use super::table::{
     hash_bytes, put_bytes, put_signed, put_varint, ByteSet, Chunked, FxBuild, Reader,
@@ -183,7 +184,7 @@ pub struct MemStore {
     queue: VecDeque<(u32, u64)>,
     stamp: u64,
     hot_cap: usize,
-    seen: ByteSet,
+    seen: Seen,
     events: Option<EventLog>,
     next_seq: u64,
     merges: Vec<Merge>,
@@ -252,7 +253,7 @@ impl MemStore {
             queue: VecDeque::new(),
             stamp: 0,
             hot_cap: DEFAULT_HOT,
-            seen: ByteSet::default(),
+            seen: Seen::default(),
             events: Some(HashMap::default()),
             next_seq: 0,
             merges: Vec::new(),
@@ -341,7 +342,7 @@ impl MemStore {
 
     /// Forgets every remembered message id, as if the deduplication window had passed.
     pub fn clear_seen(&mut self) {
-        self.seen = ByteSet::default();
+        self.seen = Seen::default();
     }
 
     /// The identifier's key bytes in `out`; `None` for a configured kind never linked.
@@ -938,43 +939,52 @@ fn too_long(e: super::table::TooLong) -> StoreError {
 }
 
 /// The 16 bytes of a canonical lowercase UUID text, if `value` is one.
-fn pack_uuid(value: &str) -> Option<[u8; 16]> {
+pub(crate) fn pack_uuid(value: &str) -> Option<[u8; 16]> {
     let b: &[u8; 36] = value.as_bytes().try_into().ok()?;
     if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
-    // The 32 digits without their dashes, so the loop below runs over a fixed array.
-    let mut hex = [0u8; 32];
-    hex[..8].copy_from_slice(&b[..8]);
-    hex[8..12].copy_from_slice(&b[9..13]);
-    hex[12..16].copy_from_slice(&b[14..18]);
-    hex[16..20].copy_from_slice(&b[19..23]);
-    hex[20..].copy_from_slice(&b[24..]);
+    let word = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    // The 32 digits as four words of eight, read without their dashes.
+    let words = [
+        word(0) | word(4) << 32,
+        word(9) | word(14) << 32,
+        word(19) | word(24) << 32,
+        word(28) | word(32) << 32,
+    ];
     let mut out = [0u8; 16];
-    let mut bad = 0u8;
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
-        bad |= hi | lo;
-        *byte = hi << 4 | (lo & 15);
+    for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&hex_word(w)?.to_le_bytes());
     }
-    (bad & 0x80 == 0).then_some(out)
+    Some(out)
 }
 
-/// The value of a lowercase hex digit, or 0x80 for any other byte.
-const NIBBLE: [u8; 256] = {
-    let mut table = [0x80u8; 256];
-    let mut c = 0;
-    while c < 10 {
-        table[b'0' as usize + c] = c as u8;
-        c += 1;
+/// The four bytes written as eight lowercase hex digits in `w` (first digit in the low
+/// byte), or `None` when any byte is not a lowercase hex digit. Works on all eight bytes
+/// at once: no byte's sum below carries into the next, as every byte is under 0x80.
+fn hex_word(w: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        return None;
     }
-    let mut c = 0;
-    while c < 6 {
-        table[b'a' as usize + c] = 10 + c as u8;
-        c += 1;
+    // A byte's high bit after adding 0x80 - c is set when the byte is at least c.
+    let at_least = |c: u8| w + ONES * u64::from(0x80 - c);
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if (digit | letter) & HIGH != HIGH {
+        return None;
     }
-    table
-};
+    let nibbles = (w & (ONES * 0x0f)) + ((letter & HIGH) >> 7) * 9;
+    // Each 16-bit lane: its first digit's nibble above its second's.
+    let lanes = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
+    let pairs = (lanes | (lanes >> 8)) & 0x0000_ffff_0000_ffff;
+    Some(((pairs | (pairs >> 16)) & 0xffff_ffff) as u32)
+}
 
 #[cfg(test)]
 fn unpack_uuid(bytes: &[u8]) -> String {
@@ -1142,22 +1152,7 @@ impl Store for MemStore {
         message_id: &str,
         _at: Millis,
     ) -> Result<bool, StoreError> {
-        let mut key = std::mem::take(&mut self.scratch);
-        key.clear();
-        put_bytes(&mut key, source.as_bytes());
-        match pack_uuid(message_id) {
-            Some(packed) => {
-                key.push(1);
-                key.extend_from_slice(&packed);
-            }
-            None => {
-                key.push(0);
-                key.extend_from_slice(message_id.as_bytes());
-            }
-        }
-        let inserted = self.seen.insert(&key).map_err(too_long);
-        self.scratch = key;
-        Ok(inserted?.1)
+        self.seen.insert(source, message_id).map_err(too_long)
     }
 
     fn append_event(&mut self, profile: ProfileId, event: &Event) -> Result<(), StoreError> {
@@ -1579,6 +1574,24 @@ mod tests {
             pack_uuid(cases[0]).map(|b| unpack_uuid(&b)).as_deref(),
             Some(cases[0])
         );
+    }
+
+    #[test]
+    fn uuid_packing_refuses_any_digit_that_is_not_lowercase_hex() {
+        let good = "0123abcd-4567-89ef-fedc-ba9876543210";
+        assert_eq!(
+            pack_uuid(good).map(|b| unpack_uuid(&b)).as_deref(),
+            Some(good)
+        );
+        let digits = (0..36).filter(|i| ![8, 13, 18, 23].contains(i));
+        for at in digits {
+            for bad in ['/', ':', '`', 'g', 'A', 'F', '@', '\u{7f}', 'é'] {
+                let mut text: Vec<char> = good.chars().collect();
+                text[at] = bad;
+                let text: String = text.into_iter().collect();
+                assert_eq!(pack_uuid(&text), None, "{text}");
+            }
+        }
     }
 
     #[test]

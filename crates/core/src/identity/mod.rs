@@ -15,6 +15,7 @@ mod extract;
 mod limits;
 mod mem;
 pub mod normalise;
+mod seen;
 mod store;
 mod table;
 mod undo;

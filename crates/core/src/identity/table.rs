@@ -13,11 +13,65 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// Items per chunk of a [`Chunked`] vector.
 const CHUNK_ITEMS: usize = 4096;
 
-/// A fast non-cryptographic hash over bytes (FxHash's multiply-rotate).
+/// A fast hash over bytes with a fixed seed, for caches whose worst case is a miss.
 pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(bytes);
-    h.finish()
+    hash_seeded(bytes, FIXED_SEED)
+}
+
+const FIXED_SEED: u64 = 0x2d35_8dcc_aa6c_78a5;
+const MIX_A: u64 = 0xa076_1d64_78bd_642f;
+const MIX_B: u64 = 0xe703_7ed1_a0b4_28db;
+
+/// The high and low halves of a 128-bit product, folded together.
+pub(crate) fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The little-endian word at `at`; 0 past the end (callers stay within bounds).
+fn word(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// A keyed hash over bytes in the folded-multiply family: a couple of 128-bit multiplies
+/// for a key of up to 16 bytes, one more per further 16 bytes. With a secret seed, which
+/// keys collide cannot be worked out from the outside without timing the table.
+pub(crate) fn hash_seeded(bytes: &[u8], seed: u64) -> u64 {
+    let len = bytes.len();
+    let mut s = seed ^ (len as u64).wrapping_mul(MIX_A);
+    let (a, b) = if len > 16 {
+        let mut at = 0;
+        while len - at > 16 {
+            s = fold(word(bytes, at) ^ MIX_B, word(bytes, at + 8) ^ s);
+            at += 16;
+        }
+        (word(bytes, len - 16), word(bytes, len - 8))
+    } else if len >= 8 {
+        (word(bytes, 0), word(bytes, len - 8))
+    } else if len >= 4 {
+        let half = |at: usize| {
+            bytes
+                .get(at..)
+                .and_then(<[u8]>::first_chunk::<4>)
+                .map_or(0, |w| u64::from(u32::from_le_bytes(*w)))
+        };
+        (half(0), half(len - 4))
+    } else if len > 0 {
+        let b = |at: usize| u64::from(bytes[at]);
+        ((b(0) << 16) | (b(len / 2) << 8) | b(len - 1), 0)
+    } else {
+        (0, 0)
+    };
+    fold(fold(a ^ MIX_B, b ^ s) ^ MIX_A, s ^ MIX_B)
+}
+
+/// A secret seed for one table, from the standard library's per-process random keys.
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
 }
 
 /// FxHash's hasher: a multiply-rotate per word; fine for keys an attacker cannot choose
@@ -126,7 +180,7 @@ impl<T> Chunked<T> {
 struct Span([u16; 3]);
 
 /// A set of byte strings, each stored once in an arena and numbered in insertion order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ByteSet {
     arena: Vec<Vec<u8>>,
     spans: Chunked<Span>,
@@ -135,6 +189,20 @@ pub(crate) struct ByteSet {
     /// Per slot, 0 when empty, else seven bits of the key's hash (low bit set), so that a
     /// probe compares stored bytes only when the tag matches.
     tags: Vec<u8>,
+    /// The table's secret hash seed.
+    seed: u64,
+}
+
+impl Default for ByteSet {
+    fn default() -> ByteSet {
+        ByteSet {
+            arena: Vec::new(),
+            spans: Chunked::default(),
+            slots: Vec::new(),
+            tags: Vec::new(),
+            seed: random_seed(),
+        }
+    }
 }
 
 /// Why a key cannot be stored: it is longer than 65,535 bytes, or the arena already
@@ -169,7 +237,7 @@ impl ByteSet {
 
     /// The number of `key`, if the set holds it.
     pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
-        self.find_hashed(key, hash_bytes(key))
+        self.find_hashed(key, hash_seeded(key, self.seed))
     }
 
     /// [`ByteSet::find`] with the key's hash already computed.
@@ -190,7 +258,7 @@ impl ByteSet {
 
     /// The number of `key`, inserting it if new; `true` when it was inserted.
     pub(crate) fn insert(&mut self, key: &[u8]) -> Result<(u32, bool), TooLong> {
-        let hash = hash_bytes(key);
+        let hash = hash_seeded(key, self.seed);
         if let Some(n) = self.find_hashed(key, hash) {
             return Ok((n, false));
         }
@@ -249,7 +317,7 @@ impl ByteSet {
         self.slots = vec![0; size];
         self.tags = vec![0; size];
         for n in 0..self.len() as u32 {
-            let hash = hash_bytes(self.get(n));
+            let hash = hash_seeded(self.get(n), self.seed);
             self.place(n, hash);
         }
     }
