@@ -9,9 +9,10 @@
 //! are never joined, and an anonymous id another known user owns stays with that user
 //! while the event goes to the user it names.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use super::extract::{extract, Extracted, Found};
+use super::extract::{self, extract, Extracted, Found, Item};
 use super::limits;
 use super::normalise::Junk;
 use super::store::{Merge, Store, StoreError};
@@ -181,12 +182,51 @@ pub fn ingest<S: Store + ?Sized>(
     spec: &FeatureSpec,
     event: &Event,
 ) -> Result<Outcome, IngestError> {
+    // Most events name a few valid identifiers and nothing else: those are looked up as
+    // borrowed from the event, and copied only when they join the graph.
+    let mut quick = Quick::new();
+    extract::each(event, config, |item| quick.take(item));
+    if quick.is_plain() {
+        if !store.remember(&event.weft.source, &event.message_id, event.received_at)? {
+            return Ok(duplicate());
+        }
+        let ids = &quick.ids[..quick.len];
+        let mut owners = [None; QUICK];
+        for (owner, (kind, value, _)) in owners.iter_mut().zip(ids) {
+            *owner = store.profile_of_value(kind, value)?;
+        }
+        let owners = &owners[..ids.len()];
+        if let Some(only) = owners[0] {
+            if owners.iter().all(|o| *o == Some(only)) {
+                return observe_known(store, spec, event, only, Outcome::default());
+            }
+        }
+        if let ([(kind, value, _)], [None]) = (ids, owners) {
+            let id = Identifier::new(kind.clone(), value.as_ref());
+            return create(store, spec, event, id, Outcome::default());
+        }
+        let found = quick
+            .ids
+            .into_iter()
+            .take(quick.len)
+            .map(|(kind, value, field)| Found {
+                id: Identifier::new(kind, value.into_owned()),
+                field,
+            });
+        return resolve(
+            store,
+            config,
+            spec,
+            event,
+            found.collect(),
+            None,
+            Vec::new(),
+        );
+    }
+
     let extracted = usable_ids(event, config)?;
     if !store.remember(&event.weft.source, &event.message_id, event.received_at)? {
-        return Ok(Outcome {
-            duplicate: true,
-            ..Outcome::default()
-        });
+        return Ok(duplicate());
     }
     resolve(
         store,
@@ -197,6 +237,59 @@ pub fn ingest<S: Store + ?Sized>(
         extracted.previous,
         extracted.warnings,
     )
+}
+
+fn duplicate() -> Outcome {
+    Outcome {
+        duplicate: true,
+        ..Outcome::default()
+    }
+}
+
+/// How many identifiers [`ingest`] looks up borrowed; an event with more takes the
+/// general way.
+const QUICK: usize = 4;
+
+/// An event's identifiers as [`extract::each`] finds them, borrowed, when there are at
+/// most [`QUICK`] of them and nothing else (no junk, no previous id).
+struct Quick<'e, 'c> {
+    ids: [(IdKind, Cow<'e, str>, &'c str); QUICK],
+    len: usize,
+    /// Something the quick way does not handle was found.
+    other: bool,
+}
+
+impl<'e, 'c> Quick<'e, 'c> {
+    fn new() -> Quick<'e, 'c> {
+        Quick {
+            ids: std::array::from_fn(|_| (IdKind::AnonymousId, Cow::Borrowed(""), "")),
+            len: 0,
+            other: false,
+        }
+    }
+
+    fn take(&mut self, item: Item<'e, 'c>) {
+        match item {
+            Item::Id { kind, value, field } => {
+                let ids = &self.ids[..self.len];
+                if ids.iter().any(|(k, v, _)| *k == kind && *v == value) {
+                    return;
+                }
+                match self.ids.get_mut(self.len) {
+                    Some(slot) => {
+                        *slot = (kind, value, field);
+                        self.len += 1;
+                    }
+                    None => self.other = true,
+                }
+            }
+            Item::Previous(_) | Item::Junk { .. } => self.other = true,
+        }
+    }
+
+    fn is_plain(&self) -> bool {
+        !self.other && self.len > 0
+    }
 }
 
 /// The event's identifiers, or [`IngestError::NoIdentifier`] when none is usable.
@@ -257,17 +350,7 @@ fn resolve<S: Store + ?Sized>(
     if previous.is_none() && ids.len() <= owners.len() {
         if let Some(only) = owners[0] {
             if owners[..ids.len()].iter().all(|o| *o == Some(only)) {
-                if store.observe_in_place(only, event, spec)? {
-                    store.append_event(only, event)?;
-                } else {
-                    let mut profile = take(store, only)?;
-                    profile.observe(event, spec);
-                    store.append_event(only, event)?;
-                    store.save(profile)?;
-                }
-                out.profile = Some(only);
-                out.changed.push(only);
-                return Ok(out);
+                return observe_known(store, spec, event, only, out);
             }
         }
     }
@@ -330,19 +413,8 @@ fn resolve<S: Store + ?Sized>(
     // A new visitor: one identifier, known to no profile, can break no limit.
     if let [only] = candidates.as_slice() {
         if only.owner.is_none() {
-            let held = Held {
-                id: only.found.id.clone(),
-                first_seen: event.timestamp,
-            };
-            let mut profile = Profile::new(store.next_profile_id()?, event.timestamp);
-            store.link(&held, profile.id)?;
-            profile.identifiers.push(held);
-            profile.observe(event, spec);
-            store.append_event(profile.id, event)?;
-            out.profile = Some(profile.id);
-            out.changed.push(profile.id);
-            store.save(profile)?;
-            return Ok(out);
+            let id = only.found.id.clone();
+            return create(store, spec, event, id, out);
         }
     }
 
@@ -427,6 +499,50 @@ fn resolve<S: Store + ?Sized>(
     out.profile = Some(profile.id);
     out.changed.push(profile.id);
     out.deleted.extend(out.merges.iter().map(|m| m.from));
+    store.save(profile)?;
+    Ok(out)
+}
+
+/// Takes `event` into `only`, the profile every identifier of the event points to.
+fn observe_known<S: Store + ?Sized>(
+    store: &mut S,
+    spec: &FeatureSpec,
+    event: &Event,
+    only: ProfileId,
+    mut out: Outcome,
+) -> Result<Outcome, IngestError> {
+    if store.observe_in_place(only, event, spec)? {
+        store.append_event(only, event)?;
+    } else {
+        let mut profile = take(store, only)?;
+        profile.observe(event, spec);
+        store.append_event(only, event)?;
+        store.save(profile)?;
+    }
+    out.profile = Some(only);
+    out.changed.push(only);
+    Ok(out)
+}
+
+/// A new profile for `event`, holding `id`, which no profile holds.
+fn create<S: Store + ?Sized>(
+    store: &mut S,
+    spec: &FeatureSpec,
+    event: &Event,
+    id: Identifier,
+    mut out: Outcome,
+) -> Result<Outcome, IngestError> {
+    let held = Held {
+        id,
+        first_seen: event.timestamp,
+    };
+    let mut profile = Profile::new(store.next_profile_id()?, event.timestamp);
+    store.link(&held, profile.id)?;
+    profile.identifiers.push(held);
+    profile.observe(event, spec);
+    store.append_event(profile.id, event)?;
+    out.profile = Some(profile.id);
+    out.changed.push(profile.id);
     store.save(profile)?;
     Ok(out)
 }

@@ -6,6 +6,8 @@
 //! kind an `alias` event's `previousId` is, is left to [`ingest`](super::ingest) through
 //! [`Extracted::previous`].
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::normalise::{self, Junk};
@@ -36,50 +38,98 @@ pub struct Extracted<'c> {
 /// Finds and normalises the identifiers of `event` under `config`.
 pub fn extract<'c>(event: &Event, config: &'c IdentityConfig) -> Extracted<'c> {
     let mut out = Extracted::default();
-    let junk = &config.junk;
+    each(event, config, |item| match item {
+        Item::Id { kind, value, field } => out.add(
+            Identifier {
+                kind,
+                value: value.into_owned(),
+            },
+            field,
+        ),
+        Item::Previous(value) => out.previous = Some(value.into_owned()),
+        Item::Junk { field, junk } => out.warn(field, junk),
+    });
+    out
+}
 
+/// One thing [`each`] finds in an event, borrowed from it where it can be.
+#[derive(Debug)]
+pub(crate) enum Item<'e, 'c> {
+    /// A usable identifier, possibly one already found (the caller drops repeats).
+    Id {
+        kind: IdKind,
+        value: Cow<'e, str>,
+        field: &'c str,
+    },
+    /// An `alias` event's normalised `previousId`.
+    Previous(Cow<'e, str>),
+    /// A junk value.
+    Junk { field: &'c str, junk: Junk },
+}
+
+/// Calls `on` with every identifier, previous id and junk value of `event`, in the order
+/// [`Extracted::ids`] lists them, copying no value that normalising leaves as sent.
+pub(crate) fn each<'e, 'c>(
+    event: &'e Event,
+    config: &'c IdentityConfig,
+    mut on: impl FnMut(Item<'e, 'c>),
+) {
+    let junk = &config.junk;
+    let item =
+        |kind: IdKind, raw: &'e str, field: &'c str| match normalise::value_ref(&kind, raw, junk) {
+            Ok(value) => Item::Id { kind, value, field },
+            Err(junk) => Item::Junk { field, junk },
+        };
     if let Some(raw) = &event.user_id {
-        out.push(IdKind::UserId, raw, "userId", junk);
+        on(item(IdKind::UserId, raw, "userId"));
     }
     if let Some(raw) = &event.anonymous_id {
-        out.push(IdKind::AnonymousId, raw, "anonymousId", junk);
+        on(item(IdKind::AnonymousId, raw, "anonymousId"));
     }
     if let Some(raw) = &event.weft.sid {
-        out.push(IdKind::AnonymousId, raw, "weft.sid", junk);
+        on(item(IdKind::AnonymousId, raw, "weft.sid"));
     }
     if let Some(raw) = &event.previous_id {
-        match normalise::value(&IdKind::UserId, raw, junk) {
-            Ok(value) => out.previous = Some(value),
-            Err(junk) => out.warn("previousId", junk),
-        }
+        on(match normalise::value_ref(&IdKind::UserId, raw, junk) {
+            Ok(value) => Item::Previous(value),
+            Err(junk) => Item::Junk {
+                field: "previousId",
+                junk,
+            },
+        });
     }
     for (path, kind) in &config.fields {
-        if let Some(raw) = lookup(event, path) {
-            out.push(IdKind::from_name(kind), &raw, path, junk);
+        match lookup(event, path) {
+            Some(Cow::Borrowed(raw)) => on(item(IdKind::from_name(kind), raw, path)),
+            Some(Cow::Owned(raw)) => {
+                let kind = IdKind::from_name(kind);
+                on(match normalise::value_ref(&kind, &raw, junk) {
+                    Ok(value) => Item::Id {
+                        kind,
+                        value: Cow::Owned(value.into_owned()),
+                        field: path,
+                    },
+                    Err(junk) => Item::Junk { field: path, junk },
+                });
+            }
+            None => {}
         }
     }
     for path in &config.ga_cookie {
         if let Some(raw) = lookup(event, path) {
-            match normalise::ga_client_id(&raw) {
-                Ok(value) => out.add(
-                    Identifier::new(IdKind::Other("ga_client_id".into()), value),
-                    path,
-                ),
-                Err(junk) => out.warn(path, junk),
-            }
+            on(match normalise::ga_client_id(&raw) {
+                Ok(value) => Item::Id {
+                    kind: IdKind::Other("ga_client_id".into()),
+                    value: Cow::Owned(value),
+                    field: path,
+                },
+                Err(junk) => Item::Junk { field: path, junk },
+            });
         }
     }
-    out
 }
 
 impl<'c> Extracted<'c> {
-    fn push(&mut self, kind: IdKind, raw: &str, field: &'c str, junk: &[String]) {
-        match normalise::value(&kind, raw, junk) {
-            Ok(value) => self.add(Identifier { kind, value }, field),
-            Err(err) => self.warn(field, err),
-        }
-    }
-
     fn add(&mut self, id: Identifier, field: &'c str) {
         if !self.ids.iter().any(|f| f.id == id) {
             self.ids.push(Found { id, field });
@@ -95,7 +145,7 @@ impl<'c> Extracted<'c> {
 }
 
 /// The string (or number, as text) at a dotted path from the event's root.
-fn lookup(event: &Event, path: &str) -> Option<String> {
+fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
     let (root, mut rest) = path.split_once('.')?;
     let map = match root {
         "traits" => &event.traits,
@@ -115,8 +165,8 @@ fn lookup(event: &Event, path: &str) -> Option<String> {
         rest = tail;
     }
     match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
 }

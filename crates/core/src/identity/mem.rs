@@ -363,23 +363,28 @@ impl MemStore {
     }
 
     fn find(&self, id: &Identifier) -> Option<u32> {
+        self.find_value(&id.kind, &id.value)
+    }
+
+    fn find_value(&self, kind: &IdKind, value: &str) -> Option<u32> {
         // Most values are short: build their key on the stack.
         let mut buf = [0u8; 64];
-        let tag = self.tag(&id.kind)?;
-        let key: &[u8] = match pack_uuid(&id.value) {
+        let tag = self.tag(kind)?;
+        let key: &[u8] = match pack_uuid(value) {
             Some(packed) => {
                 buf[0] = tag | PACKED_UUID;
                 buf[1..17].copy_from_slice(&packed);
                 &buf[..17]
             }
-            None if id.value.len() < buf.len() => {
+            None if value.len() < buf.len() => {
                 buf[0] = tag;
-                buf[1..=id.value.len()].copy_from_slice(id.value.as_bytes());
-                &buf[..=id.value.len()]
+                buf[1..=value.len()].copy_from_slice(value.as_bytes());
+                &buf[..=value.len()]
             }
             None => {
-                let mut key = Vec::with_capacity(id.value.len() + 1);
-                self.key(id, &mut key)?;
+                let mut key = Vec::with_capacity(value.len() + 1);
+                key.push(tag);
+                key.extend_from_slice(value.as_bytes());
                 return self.ids.find(&key);
             }
         };
@@ -1015,7 +1020,17 @@ fn ordered(a: &Identifier, b: &Identifier) -> (Identifier, Identifier) {
 
 impl Store for MemStore {
     fn profile_of(&self, id: &Identifier) -> Result<Option<ProfileId>, StoreError> {
-        let link = self.find(id).and_then(|n| self.links.get(n as usize));
+        self.profile_of_value(&id.kind, &id.value)
+    }
+
+    fn profile_of_value(
+        &self,
+        kind: &IdKind,
+        value: &str,
+    ) -> Result<Option<ProfileId>, StoreError> {
+        let link = self
+            .find_value(kind, value)
+            .and_then(|n| self.links.get(n as usize));
         Ok(link.and_then(|l| (l.profile != 0).then_some(ProfileId::from(l.profile))))
     }
 

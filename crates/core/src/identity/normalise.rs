@@ -8,6 +8,8 @@
 //! `_ga` cookie values are reduced to their client id by [`ga_client_id`], the same way
 //! Google Analytics does, so a server-side event and the browser's session agree.
 
+use std::borrow::Cow;
+
 use super::IdKind;
 
 /// The longest identifier value kept, in bytes; longer values are junk.
@@ -64,6 +66,19 @@ pub enum Junk {
 /// # Errors
 /// [`Junk`] naming why the value is refused.
 pub fn value(kind: &IdKind, raw: &str, extra: &[String]) -> Result<String, Junk> {
+    value_ref(kind, raw, extra).map(Cow::into_owned)
+}
+
+/// [`value`] borrowing from `raw` where normalising changes nothing but its ends (every
+/// kind but an email holding capitals), so that looking an identifier up copies nothing.
+///
+/// # Errors
+/// [`Junk`] naming why the value is refused.
+pub(crate) fn value_ref<'a>(
+    kind: &IdKind,
+    raw: &'a str,
+    extra: &[String],
+) -> Result<Cow<'a, str>, Junk> {
     let trimmed = raw.trim();
     if trimmed.len() > MAX_LEN {
         return Err(Junk::TooLong(trimmed.len()));
@@ -72,8 +87,9 @@ pub fn value(kind: &IdKind, raw: &str, extra: &[String]) -> Result<String, Junk>
     if inner.is_empty() {
         return Err(Junk::Empty);
     }
+    // A value longer than every placeholder skips the default list.
     let listed = |v: &str| {
-        DEFAULT_JUNK.iter().any(|j| v.eq_ignore_ascii_case(j))
+        (v.len() <= LONGEST_JUNK && DEFAULT_JUNK.iter().any(|j| v.eq_ignore_ascii_case(j)))
             || extra.iter().any(|j| v.eq_ignore_ascii_case(j.trim()))
     };
     if listed(inner) {
@@ -83,10 +99,25 @@ pub fn value(kind: &IdKind, raw: &str, extra: &[String]) -> Result<String, Junk>
         if !trimmed.contains('@') {
             return Err(Junk::NotEmail(trimmed.to_owned()));
         }
-        return Ok(trimmed.to_ascii_lowercase());
+        if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Ok(Cow::Owned(trimmed.to_ascii_lowercase()));
+        }
     }
-    Ok(trimmed.to_owned())
+    Ok(Cow::Borrowed(trimmed))
 }
+
+/// The length of the longest entry of [`DEFAULT_JUNK`].
+const LONGEST_JUNK: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < DEFAULT_JUNK.len() {
+        if DEFAULT_JUNK[i].len() > longest {
+            longest = DEFAULT_JUNK[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
 
 /// Whether `raw` would be refused as a value of `kind`.
 pub fn is_junk(kind: &IdKind, raw: &str, extra: &[String]) -> bool {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Identifier;
+use super::{IdKind, Identifier};
 use crate::event::Event;
 use crate::profile::{Held, Profile, ProfileId};
 use crate::segment::FeatureSpec;
@@ -74,6 +74,19 @@ pub trait Store {
     /// # Errors
     /// [`StoreError`] when the backend fails; so for every method below.
     fn profile_of(&self, id: &Identifier) -> Result<Option<ProfileId>, StoreError>;
+
+    /// [`Store::profile_of`] for the identifier of `kind` and `value`, which a store may
+    /// look up without building an [`Identifier`]; by default it builds one.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn profile_of_value(
+        &self,
+        kind: &IdKind,
+        value: &str,
+    ) -> Result<Option<ProfileId>, StoreError> {
+        self.profile_of(&Identifier::new(kind.clone(), value))
+    }
 
     /// A copy of a profile, with its identifiers, for reading (admin API, decisions).
     ///
