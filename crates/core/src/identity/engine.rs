@@ -536,6 +536,12 @@ fn create<S: Store + ?Sized>(
         id,
         first_seen: event.timestamp,
     };
+    if let Some(p) = store.create_in_place(&held, event, spec)? {
+        store.append_event(p, event)?;
+        out.profile = Some(p);
+        out.changed.push(p);
+        return Ok(out);
+    }
     let mut profile = Profile::new(store.next_profile_id()?, event.timestamp);
     store.link(&held, profile.id)?;
     profile.identifiers.push(held);

@@ -1247,6 +1247,52 @@ impl Store for MemStore {
         Ok(!self.blocks.is_empty())
     }
 
+    /// Creates the profile of an event that sets no trait, account or counter straight
+    /// into a slot: nothing is built or packed. With a cache of unpacked profiles, or a
+    /// geo value past the interned ones, the event goes the long way.
+    fn create_in_place(
+        &mut self,
+        held: &Held,
+        event: &Event,
+        spec: &FeatureSpec,
+    ) -> Result<Option<ProfileId>, StoreError> {
+        if self.hot_cap != 0 || !changes_only_the_slot(event, spec) {
+            return Ok(None);
+        }
+        let touch = self.touch_sym(event, 0)?;
+        let mut geo = [0u8; 2];
+        for (n, value) in geo
+            .iter_mut()
+            .zip([&event.weft.country, &event.weft.device])
+        {
+            if let Some(value) = value {
+                *n = self.intern_geo(Some(value), 0)?;
+                if *n == 0 {
+                    return Ok(None);
+                }
+            }
+        }
+
+        let id = self.next_profile_id()?;
+        self.link(held, id)?;
+        let at = event.timestamp;
+        let slot = self.slot_mut(profile_index(id)?)?;
+        *slot = Slot {
+            first_seen: at,
+            last_seen: at,
+            last_touch_age: 0,
+            events: 1,
+            head: slot.head,
+            first_touch: touch,
+            last_touch: touch,
+            country: geo[0],
+            device: geo[1],
+            flags: ALIVE | if event.weft.bot { BOT } else { 0 },
+        };
+        self.live += 1;
+        Ok(Some(id))
+    }
+
     /// Updates a stored profile for an event that sets no trait, account or counter:
     /// times, count, bot flag, touches and geo change in the slot, and a blob, if any,
     /// has its times rewritten in place; nothing is unpacked. A profile cached or taken,
@@ -1267,16 +1313,7 @@ impl Store for MemStore {
         if was.flags & (ALIVE | HOT | OUT) != ALIVE || was.events == 0 {
             return Ok(false);
         }
-        if matches!(event.kind, EventKind::Identify | EventKind::Group)
-            || event.context.contains_key("traits")
-        {
-            return Ok(false);
-        }
-        let mut counted = false;
-        if !spec.is_empty() {
-            spec.each_match(event, |_| counted = true);
-        }
-        if counted {
+        if !changes_only_the_slot(event, spec) {
             return Ok(false);
         }
         let head = if was.flags & BLOB == 0 {
@@ -1394,6 +1431,21 @@ impl Store for MemStore {
         *self.slot_mut(p)? = next;
         Ok(true)
     }
+}
+
+/// Whether `event` sets no trait, account or counter: what it changes in a profile fits
+/// the profile's slot.
+fn changes_only_the_slot(event: &Event, spec: &FeatureSpec) -> bool {
+    if matches!(event.kind, EventKind::Identify | EventKind::Group)
+        || event.context.contains_key("traits")
+    {
+        return false;
+    }
+    let mut counted = false;
+    if !spec.is_empty() {
+        spec.each_match(event, |_| counted = true);
+    }
+    !counted
 }
 
 /// The head of a packed blob: the times an in-place update recomputes (absolute), and

@@ -220,6 +220,23 @@ pub trait Store {
         Ok(false)
     }
 
+    /// Creates a profile for `event` holding `held` alone (an identifier no profile
+    /// holds), when the store can do so cheaply and with exactly the result of
+    /// [`Store::next_profile_id`], [`Store::link`], [`Profile::observe`] on a new profile
+    /// and [`Store::save`]; `None` when it did nothing and the engine must go that long
+    /// way. By default, always `None`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn create_in_place(
+        &mut self,
+        _held: &Held,
+        _event: &Event,
+        _spec: &FeatureSpec,
+    ) -> Result<Option<ProfileId>, StoreError> {
+        Ok(None)
+    }
+
     /// Whether any link is blocked at all; lets the engine skip pair checks. A store may
     /// always answer `true`.
     ///
