@@ -96,36 +96,60 @@ pub fn from_event(event: &Event) -> Option<Touchpoint> {
 /// Writes into `key` everything [`from_event`] reads of `event` but its time: two events
 /// with equal keys get equal touchpoints, `at` aside. `false`, with nothing written, for
 /// an event that makes no touchpoint whatever its fields (neither page nor screen).
+///
+/// Texts are ended by a 0xFF byte, which UTF-8 never holds, so no two different inputs
+/// write the same key.
 pub fn write_inputs(event: &Event, key: &mut Vec<u8>) -> bool {
+    const END: u8 = 0xff;
+    const CAMPAIGN: u8 = 0xfe;
     if !matches!(event.kind, EventKind::Page | EventKind::Screen) {
         return false;
     }
     let mut put = |text: &str| {
-        key.extend_from_slice(&(text.len() as u64).to_le_bytes());
         key.extend_from_slice(text.as_bytes());
+        key.push(END);
     };
-    let context_page = event.context.get("page").and_then(Value::as_object);
-    for field in ["url", "search", "referrer", "path"] {
-        match page_field(event, context_page, field) {
-            Some(text) => put(text),
-            // No field and an empty one read alike, and so they are keyed alike.
-            None => put(""),
+    // One walk over `context.page` finds the four fields, where four lookups would each
+    // compare keys.
+    let mut fields: [Option<&str>; 4] = [None; 4];
+    if let Some(page) = event.context.get("page").and_then(Value::as_object) {
+        for (name, value) in page {
+            let i = match name.as_str() {
+                "url" => 0,
+                "search" => 1,
+                "referrer" => 2,
+                "path" => 3,
+                _ => continue,
+            };
+            fields[i] = value.as_str();
         }
     }
-    match event.context.get("campaign").and_then(Value::as_object) {
-        Some(fields) if !fields.is_empty() => {
-            put("campaign");
+    for (field, name) in fields.iter_mut().zip(PAGE_FIELDS) {
+        // As `page_field` reads: `properties` only when `context.page` has no text.
+        if field.is_none() && !event.properties.is_empty() {
+            *field = event.properties.get(name).and_then(Value::as_str);
+        }
+        // No field and an empty one read alike, and so they are keyed alike.
+        put(field.unwrap_or_default());
+    }
+    if let Some(fields) = event.context.get("campaign").and_then(Value::as_object) {
+        if !fields.is_empty() {
+            key.push(CAMPAIGN);
             for (k, v) in fields {
                 if let Some(v) = v.as_str() {
-                    put(k);
-                    put(v);
+                    key.extend_from_slice(k.as_bytes());
+                    key.push(END);
+                    key.extend_from_slice(v.as_bytes());
+                    key.push(END);
                 }
             }
         }
-        _ => put(""),
     }
     true
 }
+
+/// The page fields [`write_inputs`] keys, in its order.
+const PAGE_FIELDS: [&str; 4] = ["url", "search", "referrer", "path"];
 
 /// A page field from `context.page`, else from `properties`; `None` when empty.
 fn page_field<'e>(
@@ -294,6 +318,11 @@ mod tests {
                 "a referrer in properties",
                 json!({"page": {"path": "/a"}}),
                 json!({"referrer": "https://x.io/"}),
+            ),
+            (
+                "a url in properties behind a number",
+                json!({"page": {"path": "/a", "url": 5}}),
+                json!({"url": "https://s.io/a?gclid=1"}),
             ),
         ];
         for (name, context, properties) in cases {

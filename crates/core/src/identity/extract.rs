@@ -146,7 +146,7 @@ impl<'c> Extracted<'c> {
 
 /// The string (or number, as text) at a dotted path from the event's root.
 fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
-    let (root, mut rest) = path.split_once('.')?;
+    let (root, mut rest) = split_dot(path)?;
     let map = match root {
         "traits" => &event.traits,
         "context" => &event.context,
@@ -156,11 +156,11 @@ fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
     if map.is_empty() {
         return None;
     }
-    let (first, tail) = rest.split_once('.').unwrap_or((rest, ""));
+    let (first, tail) = split_dot(rest).unwrap_or((rest, ""));
     let mut value = map.get(first)?;
     rest = tail;
     while !rest.is_empty() {
-        let (key, tail) = rest.split_once('.').unwrap_or((rest, ""));
+        let (key, tail) = split_dot(rest).unwrap_or((rest, ""));
         value = value.as_object()?.get(key)?;
         rest = tail;
     }
@@ -169,6 +169,12 @@ fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
         Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
+}
+
+/// `path` split at its first `.`: a byte loop, as paths are too short for `memchr`.
+fn split_dot(path: &str) -> Option<(&str, &str)> {
+    let at = path.bytes().position(|b| b == b'.')?;
+    Some((path.get(..at)?, path.get(at + 1..)?))
 }
 
 #[cfg(test)]

@@ -961,34 +961,33 @@ pub(crate) fn pack_uuid(value: &str) -> Option<[u8; 16]> {
         word(19) | word(24) << 32,
         word(28) | word(32) << 32,
     ];
-    let mut out = [0u8; 16];
-    for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
-        chunk.copy_from_slice(&hex_word(w)?.to_le_bytes());
-    }
-    Some(out)
+    let (a, bad_a) = hex_word(words[0]);
+    let (b, bad_b) = hex_word(words[1]);
+    let (c, bad_c) = hex_word(words[2]);
+    let (d, bad_d) = hex_word(words[3]);
+    let packed = u128::from(a) | u128::from(b) << 32 | u128::from(c) << 64 | u128::from(d) << 96;
+    (bad_a | bad_b | bad_c | bad_d == 0).then(|| packed.to_le_bytes())
 }
 
 /// The four bytes written as eight lowercase hex digits in `w` (first digit in the low
-/// byte), or `None` when any byte is not a lowercase hex digit. Works on all eight bytes
-/// at once: no byte's sum below carries into the next, as every byte is under 0x80.
-fn hex_word(w: u64) -> Option<u32> {
+/// byte), and a mask that is not 0 when any byte is not a lowercase hex digit. Works on
+/// all eight bytes at once: no byte's sum below carries into the next, as a byte with
+/// its high bit set is refused before the sums count.
+#[inline(always)]
+fn hex_word(w: u64) -> (u32, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    if w & HIGH != 0 {
-        return None;
-    }
+    let ascii = w & !HIGH;
     // A byte's high bit after adding 0x80 - c is set when the byte is at least c.
-    let at_least = |c: u8| w + ONES * u64::from(0x80 - c);
+    let at_least = |c: u8| ascii + ONES * u64::from(0x80 - c);
     let digit = at_least(b'0') & !at_least(b'9' + 1);
     let letter = at_least(b'a') & !at_least(b'f' + 1);
-    if (digit | letter) & HIGH != HIGH {
-        return None;
-    }
-    let nibbles = (w & (ONES * 0x0f)) + ((letter & HIGH) >> 7) * 9;
+    let not_hex = (w & HIGH) | (!(digit | letter) & HIGH);
+    let nibbles = (ascii & (ONES * 0x0f)) + ((letter & HIGH) >> 7) * 9;
     // Each 16-bit lane: its first digit's nibble above its second's.
     let lanes = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
     let pairs = (lanes | (lanes >> 8)) & 0x0000_ffff_0000_ffff;
-    Some(((pairs | (pairs >> 16)) & 0xffff_ffff) as u32)
+    (((pairs | (pairs >> 16)) & 0xffff_ffff) as u32, not_hex)
 }
 
 #[cfg(test)]

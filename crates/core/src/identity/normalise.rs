@@ -79,11 +79,21 @@ pub(crate) fn value_ref<'a>(
     raw: &'a str,
     extra: &[String],
 ) -> Result<Cow<'a, str>, Junk> {
-    let trimmed = raw.trim();
+    // Printable ASCII at both ends (the usual id) is left as is without decoding chars.
+    let printable = |b: Option<&u8>| b.is_some_and(|&b| (0x21..0x80).contains(&b));
+    let trimmed = if printable(raw.as_bytes().first()) && printable(raw.as_bytes().last()) {
+        raw
+    } else {
+        raw.trim()
+    };
     if trimmed.len() > MAX_LEN {
         return Err(Junk::TooLong(trimmed.len()));
     }
-    let inner = unquote(trimmed).trim();
+    let inner = if trimmed.starts_with(['"', '\'']) {
+        unquote(trimmed).trim()
+    } else {
+        trimmed
+    };
     if inner.is_empty() {
         return Err(Junk::Empty);
     }
