@@ -193,10 +193,12 @@ pub struct MemStore {
     touch_key: Vec<u8>,
     /// The last profile packed, kept so the next unpack reuses its string buffers.
     spare: Option<Profile>,
-    /// Touchpoint inputs and their interned touchpoint, direct-mapped by hash; an entry
-    /// never filled has the symbol `u32::MAX`.
+    /// Touchpoint inputs and their interned touchpoint, each in one of two places its
+    /// hash picks; an entry never filled has the symbol `u32::MAX`.
     memo: Vec<(Vec<u8>, u32)>,
     memo_key: Vec<u8>,
+    /// Which of its two places a new touchpoint input evicts, in turn.
+    memo_turn: bool,
 }
 
 /// Entries of the touchpoint cache: a few kilobytes, whatever the graph's size.
@@ -263,6 +265,7 @@ impl MemStore {
             spare: None,
             memo: Vec::new(),
             memo_key: Vec::new(),
+            memo_turn: false,
         }
     }
 
@@ -611,7 +614,7 @@ impl MemStore {
                 let name = self.syms.get(u32::try_from(name).map_err(|_| corrupt())?);
                 let name = String::from_utf8(name.get(1..).unwrap_or_default().to_vec())
                     .map_err(|_| corrupt())?;
-                let at = s.last_seen + r.signed().ok_or_else(corrupt)?;
+                let at = s.first_seen + r.signed().ok_or_else(corrupt)?;
                 let value = match r.byte().ok_or_else(corrupt)? {
                     0 => Value::String(text(&mut r)?),
                     2 => {
@@ -709,7 +712,8 @@ impl MemStore {
                 name_key.extend_from_slice(name.as_bytes());
                 let (sym, _) = self.syms.insert(&name_key).map_err(too_long)?;
                 put_varint(&mut blob, u64::from(sym));
-                put_signed(&mut blob, t.at - profile.last_seen);
+                // Relative to first_seen, which events in time order leave alone.
+                put_signed(&mut blob, t.at - first_seen);
                 // A trait that repeats one of the profile's identifiers (the email, most
                 // often) points at the interned identifier instead of a second copy.
                 let same_as_id = match &t.value {
@@ -819,20 +823,35 @@ impl MemStore {
         if self.memo.is_empty() {
             self.memo = vec![(Vec::new(), u32::MAX); MEMO_ENTRIES];
         }
-        let at = (hash_bytes(&key) % MEMO_ENTRIES as u64) as usize;
-        let sym = match self.memo.get(at) {
-            Some((held, sym)) if *held == key && *sym != u32::MAX => Ok(*sym),
-            _ => match touch::from_event(event) {
-                Some(t) => self.intern_touch(&t, hint),
-                None => Ok(0),
-            },
+        // Each input has two places, so that two inputs sharing one do not evict each
+        // other over and over.
+        let hash = hash_bytes(&key);
+        let places = [hash, hash >> 32].map(|h| (h % MEMO_ENTRIES as u64) as usize);
+        let hit = places.iter().find_map(|&at| match self.memo.get(at) {
+            Some((held, sym)) if *sym != u32::MAX && *held == key => Some(*sym),
+            _ => None,
+        });
+        if let Some(sym) = hit {
+            self.memo_key = key;
+            return Ok(sym);
+        }
+        let sym = match touch::from_event(event) {
+            Some(t) => self.intern_touch(&t, hint),
+            None => Ok(0),
         };
-        if let (Ok(sym), Some(entry)) = (&sym, self.memo.get_mut(at)) {
-            if entry.0 != key {
+        if let Ok(sym) = sym {
+            let empty = places
+                .iter()
+                .find(|&&at| self.memo.get(at).is_some_and(|e| e.1 == u32::MAX));
+            self.memo_turn = !self.memo_turn;
+            let at = empty
+                .copied()
+                .unwrap_or(places[usize::from(self.memo_turn)]);
+            if let Some(entry) = self.memo.get_mut(at) {
                 entry.0.clear();
                 entry.0.extend_from_slice(&key);
+                entry.1 = sym;
             }
-            entry.1 = *sym;
         }
         self.memo_key = key;
         sym
@@ -1403,28 +1422,39 @@ impl Store for MemStore {
             _ => self.blobs.get(p).unwrap_or_default(),
         };
         bits |= head.bits & (X_ACCOUNT | X_FEATURES | X_TRAITS);
-        let shifted = old.get(head.kept.clone()).is_some_and(|kept| {
-            body.extend_from_slice(kept);
-            let traits = old.get(head.kept.end..).unwrap_or_default();
-            head.bits & X_TRAITS == 0
-                || shift_traits(traits, &mut body, was.last_seen - next.last_seen).is_some()
-        });
-        if !shifted {
-            self.scratch = body;
-            return Ok(false);
-        }
-
-        if bits == 0 {
-            if was.flags & BLOB != 0 {
-                self.blobs.remove(p);
+        let shift = was.first_seen - next.first_seen;
+        // Events in time order mostly leave the blob's times, and so the blob, as it was.
+        let unchanged =
+            shift == 0 && bits == head.bits && old.get(head.times.clone()) == Some(&body[..]);
+        if !unchanged {
+            let shifted = old.get(head.kept.clone()).is_some_and(|kept| {
+                body.extend_from_slice(kept);
+                let traits = old.get(head.kept.end..).unwrap_or_default();
+                if head.bits & X_TRAITS == 0 {
+                    true
+                } else if shift == 0 {
+                    body.extend_from_slice(traits);
+                    true
+                } else {
+                    shift_traits(traits, &mut body, shift).is_some()
+                }
+            });
+            if !shifted {
+                self.scratch = body;
+                return Ok(false);
             }
-            next.flags &= !BLOB;
-        } else {
-            let mut packed = Vec::with_capacity(body.len() + 2);
-            put_varint(&mut packed, bits);
-            packed.extend_from_slice(&body);
-            self.blobs.replace(p, &packed);
-            next.flags |= BLOB;
+            if bits == 0 {
+                if was.flags & BLOB != 0 {
+                    self.blobs.remove(p);
+                }
+                next.flags &= !BLOB;
+            } else {
+                let mut packed = Vec::with_capacity(body.len() + 2);
+                put_varint(&mut packed, bits);
+                packed.extend_from_slice(&body);
+                self.blobs.replace(p, &packed);
+                next.flags |= BLOB;
+            }
         }
         self.scratch = body;
         *self.slot_mut(p)? = next;
@@ -1456,6 +1486,8 @@ struct BlobHead {
     first_touch_at: Option<Millis>,
     last_touch_at: Option<Millis>,
     kept: std::ops::Range<usize>,
+    /// Where the times are: after the bits, before the kept part.
+    times: std::ops::Range<usize>,
 }
 
 impl BlobHead {
@@ -1464,6 +1496,7 @@ impl BlobHead {
     fn parse(blob: &[u8], s: &Slot) -> Option<BlobHead> {
         let mut r = Reader::new(blob);
         let bits = r.varint()?;
+        let times_start = blob.len() - r.remaining();
         let known = X_CREATED | X_FIRST_TOUCH_AT | X_LAST_TOUCH_AT | X_ACCOUNT | X_FEATURES;
         if bits & !(known | X_TRAITS) != 0 {
             return None;
@@ -1491,12 +1524,13 @@ impl BlobHead {
             first_touch_at,
             last_touch_at,
             kept: start..end,
+            times: times_start..start,
         })
     }
 }
 
 /// Copies a packed traits section into `out` with every trait's time, kept relative to
-/// `last_seen`, moved by `shift`; `None` when the section is unreadable.
+/// `first_seen`, moved by `shift`; `None` when the section is unreadable.
 fn shift_traits(traits: &[u8], out: &mut Vec<u8>, shift: Millis) -> Option<()> {
     let mut r = Reader::new(traits);
     let count = r.varint()?;
