@@ -33,9 +33,75 @@ pub struct Outcome {
     /// What was ignored: junk values, refused links, dropped identifiers.
     pub warnings: Vec<Warning>,
     /// Profiles created or changed (their decision docs need rewriting).
-    pub changed: Vec<ProfileId>,
+    pub changed: ProfileIds,
     /// Profiles deleted by merges (their decision docs are stale).
     pub deleted: Vec<ProfileId>,
+}
+
+/// A short list of profile ids that holds its first two in place: an event changes one
+/// profile, and saying so then allocates nothing.
+///
+/// It reads as a slice of [`ProfileId`] (`len`, `iter`, indexing, `for id in &ids`).
+#[derive(Clone, Default)]
+pub struct ProfileIds {
+    inline: [ProfileId; 2],
+    /// How many of `inline` are used; 0 once `spilled` holds them all.
+    len: usize,
+    spilled: Vec<ProfileId>,
+}
+
+impl ProfileIds {
+    /// Adds an id at the end.
+    pub fn push(&mut self, id: ProfileId) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(id);
+        } else if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = id;
+            self.len += 1;
+        } else {
+            self.spilled.extend_from_slice(&self.inline);
+            self.spilled.push(id);
+            self.len = 0;
+        }
+    }
+
+    /// The ids, in the order they were added.
+    pub fn as_slice(&self) -> &[ProfileId] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl std::ops::Deref for ProfileIds {
+    type Target = [ProfileId];
+
+    fn deref(&self) -> &[ProfileId] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a ProfileIds {
+    type Item = &'a ProfileId;
+    type IntoIter = std::slice::Iter<'a, ProfileId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for ProfileIds {
+    fn eq(&self, other: &ProfileIds) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for ProfileIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
 }
 
 /// Something ignored while resolving an event; the event is still stored.
@@ -640,4 +706,25 @@ fn blocked<S: Store + ?Sized>(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_ids_read_the_same_held_in_place_or_spilled() {
+        let mut ids = ProfileIds::default();
+        let mut want = Vec::new();
+        assert!(ids.is_empty());
+        for id in [7, 3, 9, 1] {
+            ids.push(id);
+            want.push(id);
+            assert_eq!(ids.as_slice(), want.as_slice());
+            assert_eq!(ids.iter().copied().collect::<Vec<_>>(), want);
+        }
+        assert_eq!(format!("{ids:?}"), "[7, 3, 9, 1]");
+        assert_eq!(ids.clone(), ids);
+        assert_ne!(ids, ProfileIds::default());
+    }
 }

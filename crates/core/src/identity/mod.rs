@@ -26,7 +26,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use config::{IdentityConfig, KindRule};
-pub use engine::{ingest, IngestError, Outcome, Refusal, Warning};
+pub use engine::{ingest, IngestError, Outcome, ProfileIds, Refusal, Warning};
 pub use extract::{extract, Extracted, Found};
 pub use mem::{Footprint, MemStore, MemoryUse};
 pub use store::{Merge, MergeId, Store, StoreError};

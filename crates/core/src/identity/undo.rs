@@ -125,7 +125,7 @@ pub fn undo<S: Store + ?Sized>(
             Err(e) => return Err(e.into()),
         };
         out.warnings.extend(outcome.warnings);
-        out.changed.extend(outcome.changed);
+        out.changed.extend(outcome.changed.iter().copied());
         out.deleted.extend(outcome.deleted);
     }
     for op in operator_merges {
