@@ -180,6 +180,8 @@ pub struct MemStore {
     blobs: Blobs,
     syms: ByteSet,
     geo: ByteSet,
+    /// The interned geo values again, by number, for the one comparison most events make.
+    geo_names: Vec<Box<[u8]>>,
     hot: HashMap<u32, (Profile, u64), FxBuild>,
     queue: VecDeque<(u32, u64)>,
     stamp: u64,
@@ -251,6 +253,7 @@ impl MemStore {
             blobs: Blobs::default(),
             syms: ByteSet::default(),
             geo: ByteSet::default(),
+            geo_names: Vec::new(),
             hot: HashMap::default(),
             queue: VecDeque::new(),
             stamp: 0,
@@ -333,6 +336,7 @@ impl MemStore {
             profiles: self.slots.heap_bytes()
                 + self.syms.heap_bytes()
                 + self.geo.heap_bytes()
+                + self.geo_names.iter().map(|g| g.len() + 16).sum::<usize>()
                 + self.memo.capacity() * std::mem::size_of::<(Vec<u8>, u32)>()
                 + self.memo.iter().map(|(k, _)| k.capacity()).sum::<usize>(),
             packed: self.blobs.heap_bytes(),
@@ -890,24 +894,25 @@ impl MemStore {
         let Some(text) = text else {
             return Ok(0);
         };
-        if was
-            .checked_sub(1)
-            .is_some_and(|n| self.geo.get(u32::from(n)) == text.as_bytes())
-        {
+        if was != 0 && self.geo_bytes(was) == Some(text.as_bytes()) {
             return Ok(was);
         }
         let n = match self.geo.find(text.as_bytes()) {
             Some(n) => n,
             // Past 254 distinct countries and devices, further ones go to the blob.
             None if self.geo.len() >= usize::from(u8::MAX) - 1 => return Ok(0),
-            None => self.geo.insert(text.as_bytes()).map_err(too_long)?.0,
+            None => {
+                let (n, _) = self.geo.insert(text.as_bytes()).map_err(too_long)?;
+                self.geo_names.push(text.as_bytes().into());
+                n
+            }
         };
         Ok(u8::try_from(n + 1).unwrap_or(0))
     }
 
     fn geo_bytes(&self, n: u8) -> Option<&[u8]> {
         let n = n.checked_sub(1)?;
-        Some(self.geo.get(u32::from(n)))
+        self.geo_names.get(usize::from(n)).map(|g| &g[..])
     }
 
     /// Packs the least recently saved profiles until the cache is within its capacity.
