@@ -258,8 +258,8 @@ pub fn ingest<S: Store + ?Sized>(
         }
         let ids = &quick.ids[..quick.len];
         let mut owners = [None; QUICK];
-        for (owner, (kind, value, _)) in owners.iter_mut().zip(ids) {
-            *owner = store.profile_of_value(kind, value)?;
+        for (owner, &(kind, value, _)) in owners.iter_mut().zip(ids) {
+            *owner = store.profile_of_value(&kind.into(), value)?;
         }
         let owners = &owners[..ids.len()];
         if let Some(only) = owners[0] {
@@ -268,17 +268,13 @@ pub fn ingest<S: Store + ?Sized>(
             }
         }
         if let ([(kind, value, _)], [None]) = (ids, owners) {
-            let id = Identifier::new(kind.clone(), value.as_ref());
+            let id = Identifier::new((*kind).into(), *value);
             return create(store, spec, event, id, Outcome::default());
         }
-        let found = quick
-            .ids
-            .into_iter()
-            .take(quick.len)
-            .map(|(kind, value, field)| Found {
-                id: Identifier::new(kind, value.into_owned()),
-                field,
-            });
+        let found = ids.iter().map(|&(kind, value, field)| Found {
+            id: Identifier::new(kind.into(), value),
+            field,
+        });
         return resolve(
             store,
             config,
@@ -317,39 +313,69 @@ fn duplicate() -> Outcome {
 const QUICK: usize = 4;
 
 /// An event's identifiers as [`extract::each`] finds them, borrowed, when there are at
-/// most [`QUICK`] of them and nothing else (no junk, no previous id).
+/// most [`QUICK`] of them, each of a built-in kind and as sent but for its ends, and
+/// nothing else (no junk, no previous id). Everything in it is `Copy`: it costs nothing
+/// to drop.
 struct Quick<'e, 'c> {
-    ids: [(IdKind, Cow<'e, str>, &'c str); QUICK],
+    ids: [(BuiltIn, &'e str, &'c str); QUICK],
     len: usize,
     /// Something the quick way does not handle was found.
     other: bool,
 }
 
+/// The built-in identifier kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BuiltIn {
+    AnonymousId,
+    UserId,
+    Email,
+}
+
+impl From<BuiltIn> for IdKind {
+    fn from(kind: BuiltIn) -> IdKind {
+        match kind {
+            BuiltIn::AnonymousId => IdKind::AnonymousId,
+            BuiltIn::UserId => IdKind::UserId,
+            BuiltIn::Email => IdKind::Email,
+        }
+    }
+}
+
 impl<'e, 'c> Quick<'e, 'c> {
     fn new() -> Quick<'e, 'c> {
         Quick {
-            ids: std::array::from_fn(|_| (IdKind::AnonymousId, Cow::Borrowed(""), "")),
+            ids: [(BuiltIn::AnonymousId, "", ""); QUICK],
             len: 0,
             other: false,
         }
     }
 
     fn take(&mut self, item: Item<'e, 'c>) {
-        match item {
-            Item::Id { kind, value, field } => {
-                let ids = &self.ids[..self.len];
-                if ids.iter().any(|(k, v, _)| *k == kind && *v == value) {
-                    return;
-                }
-                match self.ids.get_mut(self.len) {
-                    Some(slot) => {
-                        *slot = (kind, value, field);
-                        self.len += 1;
-                    }
-                    None => self.other = true,
-                }
+        let (kind, value, field) = match item {
+            Item::Id {
+                kind,
+                value: Cow::Borrowed(value),
+                field,
+            } => match kind {
+                IdKind::AnonymousId => (BuiltIn::AnonymousId, value, field),
+                IdKind::UserId => (BuiltIn::UserId, value, field),
+                IdKind::Email => (BuiltIn::Email, value, field),
+                IdKind::Other(_) => return self.other = true,
+            },
+            _ => return self.other = true,
+        };
+        if self.ids[..self.len]
+            .iter()
+            .any(|&(k, v, _)| k == kind && v == value)
+        {
+            return;
+        }
+        match self.ids.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (kind, value, field);
+                self.len += 1;
             }
-            Item::Previous(_) | Item::Junk { .. } => self.other = true,
+            None => self.other = true,
         }
     }
 

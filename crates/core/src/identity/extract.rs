@@ -146,13 +146,14 @@ impl<'c> Extracted<'c> {
 
 /// The string (or number, as text) at a dotted path from the event's root.
 fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
-    let (root, mut rest) = split_dot(path)?;
-    let map = match root {
-        "traits" => &event.traits,
-        "context" => &event.context,
-        "properties" => &event.properties,
-        _ => return None,
-    };
+    let roots = [
+        ("traits.", &event.traits),
+        ("context.", &event.context),
+        ("properties.", &event.properties),
+    ];
+    let (map, mut rest) = roots
+        .into_iter()
+        .find_map(|(root, map)| Some((map, path.strip_prefix(root)?)))?;
     if map.is_empty() {
         return None;
     }
