@@ -399,6 +399,7 @@ impl MemStore {
     }
 
     /// The tag byte of a kind; `None` for a configured kind never linked.
+    #[inline]
     fn tag(&self, kind: &IdKind) -> Option<u8> {
         Some(match kind {
             IdKind::AnonymousId => 0,
@@ -437,16 +438,19 @@ impl MemStore {
         }
     }
 
+    #[inline]
     fn slot(&self, p: u32) -> Option<&Slot> {
         self.slots.get((p as usize).checked_sub(1)?)
     }
 
+    #[inline]
     fn slot_mut(&mut self, p: u32) -> Result<&mut Slot, StoreError> {
         let i = (p as usize).checked_sub(1);
         i.and_then(|i| self.slots.get_mut(i))
             .ok_or_else(|| StoreError::Corrupt(format!("no profile slot {p}")))
     }
 
+    #[inline]
     fn link_mut(&mut self, n: u32) -> Result<&mut Link, StoreError> {
         self.links
             .get_mut(n as usize)
@@ -910,6 +914,7 @@ impl MemStore {
         Ok(u8::try_from(n + 1).unwrap_or(0))
     }
 
+    #[inline]
     fn geo_bytes(&self, n: u8) -> Option<&[u8]> {
         let n = n.checked_sub(1)?;
         self.geo_names.get(usize::from(n)).map(|g| &g[..])
@@ -956,6 +961,7 @@ fn set_opt(dst: &mut Option<String>, bytes: Option<&[u8]>) {
     }
 }
 
+#[inline]
 fn profile_index(id: ProfileId) -> Result<u32, StoreError> {
     u32::try_from(id).map_err(|_| StoreError::Backend(format!("profile id {id} exceeds u32")))
 }
@@ -995,19 +1001,18 @@ pub(crate) fn pack_uuid(value: &str) -> Option<[u8; 16]> {
 
 /// The four bytes written as eight lowercase hex digits in `w` (first digit in the low
 /// byte), and a mask that is not 0 when any byte is not a lowercase hex digit. Works on
-/// all eight bytes at once: no byte's sum below carries into the next, as a byte with
-/// its high bit set is refused before the sums count.
+/// all eight bytes at once; no per-byte sum below reaches 0x100, so none carries.
 #[inline(always)]
 fn hex_word(w: u64) -> (u32, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let ascii = w & !HIGH;
-    // A byte's high bit after adding 0x80 - c is set when the byte is at least c.
-    let at_least = |c: u8| ascii + ONES * u64::from(0x80 - c);
-    let digit = at_least(b'0') & !at_least(b'9' + 1);
-    let letter = at_least(b'a') & !at_least(b'f' + 1);
-    let not_hex = (w & HIGH) | (!(digit | letter) & HIGH);
-    let nibbles = (ascii & (ONES * 0x0f)) + ((letter & HIGH) >> 7) * 9;
+    // A digit's value if the byte is one: its low four bits, plus 9 for a letter (bit 6).
+    let nibbles = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    // Written back as lowercase hex, only a lowercase hex digit reads the same; letters
+    // past `f` give values past 15, which are refused on their own.
+    let over_9 = ((nibbles + ONES * 0x76) >> 7) & ONES;
+    let over_15 = (nibbles + ONES * 0x70) & (ONES * 0x80);
+    let back = nibbles + ONES * 0x30 + over_9 * 0x27;
+    let not_hex = (back ^ w) | over_15;
     // Each 16-bit lane: its first digit's nibble above its second's.
     let lanes = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
     let pairs = (lanes | (lanes >> 8)) & 0x0000_ffff_0000_ffff;
@@ -1690,10 +1695,20 @@ mod tests {
         );
         let digits = (0..36).filter(|i| ![8, 13, 18, 23].contains(i));
         for at in digits {
-            for bad in ['/', ':', '`', 'g', 'A', 'F', '@', '\u{7f}', 'é'] {
+            for bad in [
+                '/', ':', '`', 'g', 'o', 'p', 'z', 'A', 'F', 'O', '@', '\u{7f}', 'é',
+            ] {
                 let mut text: Vec<char> = good.chars().collect();
                 text[at] = bad;
                 let text: String = text.into_iter().collect();
+                assert_eq!(pack_uuid(&text), None, "{text}");
+            }
+        }
+        // Two-byte characters in place of two digits keep the length of a UUID.
+        for at in [0, 9, 34] {
+            for wide in ["é", "\u{7ff}", "\u{80}"] {
+                let text = format!("{}{wide}{}", &good[..at], &good[at + 2..]);
+                assert_eq!(text.len(), 36);
                 assert_eq!(pack_uuid(&text), None, "{text}");
             }
         }

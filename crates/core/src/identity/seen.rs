@@ -95,6 +95,7 @@ impl Seen {
         fold(h ^ u64::from(e.source), self.seed ^ 0xa076_1d64_78bd_642f)
     }
 
+    #[inline]
     fn home(&self, hash: u64) -> usize {
         ((u128::from(hash) * self.tags.len() as u128) >> 64) as usize
     }
@@ -110,10 +111,7 @@ impl Seen {
         loop {
             match self.tags[at] {
                 0 => break,
-                t if t == tag
-                    && self.entries[at].id == e.id
-                    && self.entries[at].source == e.source =>
-                {
+                t if t == tag && same(&self.entries[at], &e) => {
                     return false;
                 }
                 _ => at = if at + 1 == self.tags.len() { 0 } else { at + 1 },
@@ -142,6 +140,12 @@ impl Seen {
             self.entries[at] = e;
         }
     }
+}
+
+/// Whether two entries are the same pair, comparing the ids as one 128-bit number.
+#[inline]
+fn same(a: &Entry, b: &Entry) -> bool {
+    u128::from_le_bytes(a.id) == u128::from_le_bytes(b.id) && a.source == b.source
 }
 
 #[cfg(test)]

@@ -23,12 +23,14 @@ const MIX_A: u64 = 0xa076_1d64_78bd_642f;
 const MIX_B: u64 = 0xe703_7ed1_a0b4_28db;
 
 /// The high and low halves of a 128-bit product, folded together.
+#[inline]
 pub(crate) fn fold(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// The little-endian word at `at`; 0 past the end (callers stay within bounds).
+#[inline]
 fn word(bytes: &[u8], at: usize) -> u64 {
     bytes
         .get(at..)
@@ -163,10 +165,12 @@ impl<T> Chunked<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
         self.chunks.get(i / CHUNK_ITEMS)?.get(i % CHUNK_ITEMS)
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
         self.chunks
             .get_mut(i / CHUNK_ITEMS)?
@@ -225,6 +229,7 @@ impl ByteSet {
     }
 
     /// The bytes of key `i`.
+    #[inline]
     pub(crate) fn get(&self, i: u32) -> &[u8] {
         match self.spans.get(i as usize) {
             Some(&Span([chunk, offset, len])) => {
@@ -291,10 +296,12 @@ impl ByteSet {
 
     /// The first slot to probe: the hash scaled to the table's size (any size, not only
     /// powers of two, so the table can grow by half and stay nearer its load limit).
+    #[inline]
     fn home(&self, hash: u64) -> usize {
         ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
     }
 
+    #[inline]
     fn next(&self, at: usize) -> usize {
         if at + 1 == self.slots.len() {
             0
@@ -324,6 +331,7 @@ impl ByteSet {
 }
 
 /// The tag of a hash in [`ByteSet`]'s table: its low seven bits, never 0.
+#[inline]
 fn tag_of(hash: u64) -> u8 {
     (hash as u8) | 1
 }
