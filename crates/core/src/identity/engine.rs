@@ -686,14 +686,27 @@ fn refusal(
     incoming: &[Held],
     cand: &Candidate<'_>,
 ) -> Option<Refusal> {
-    let mut parts: Vec<&[Held]> = group.iter().map(|p| p.identifiers.as_slice()).collect();
+    // The group's parts, and the incoming profile's, on the stack while they are few.
+    let mut few: [&[Held]; 8] = [&[]; 8];
+    let mut many: Vec<&[Held]> = Vec::new();
+    let group_ids = group.iter().map(|p| p.identifiers.as_slice());
+    let incoming_part = cand.owner.is_some().then_some(incoming);
+    let count = group.len() + usize::from(incoming_part.is_some());
+    let parts: &[&[Held]] = if count <= few.len() {
+        for (slot, part) in few.iter_mut().zip(group_ids.chain(incoming_part)) {
+            *slot = part;
+        }
+        &few[..count]
+    } else {
+        many.extend(group_ids.chain(incoming_part));
+        &many
+    };
     let new: &[&[Held]] = if cand.owner.is_some() {
-        parts.push(incoming);
         &[new_ids]
     } else {
         &[new_ids, incoming]
     };
-    let kind = limits::broken(config, &parts, new)?;
+    let kind = limits::broken(config, parts, new)?;
     if kind == IdKind::UserId {
         let incoming_user = incoming.iter().any(|h| h.id.kind == IdKind::UserId);
         return Some(if cand.found.id.kind == IdKind::UserId || !incoming_user {

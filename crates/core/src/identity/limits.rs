@@ -35,14 +35,13 @@ pub(crate) fn broken(
     new: &[&[Held]],
 ) -> Option<IdKind> {
     let new = || new.iter().flat_map(|n| n.iter());
-    let all = parts.iter().flat_map(|p| p.iter()).chain(new());
-    let mut seen: Vec<&IdKind> = Vec::new();
-    for held in all {
+    let all = || parts.iter().flat_map(|p| p.iter()).chain(new());
+    for (i, held) in all().enumerate() {
         let kind = &held.id.kind;
-        if seen.contains(&kind) {
+        // Each kind once, where it first appears (a profile holds a few identifiers).
+        if all().take(i).any(|h| &h.id.kind == kind) {
             continue;
         }
-        seen.push(kind);
         let in_new = new().any(|h| &h.id.kind == kind);
         let holding_parts = parts
             .iter()
@@ -51,14 +50,16 @@ pub(crate) fn broken(
         if !in_new && holding_parts <= 1 {
             continue;
         }
-        let mut times: Vec<Millis> = parts
-            .iter()
-            .flat_map(|p| p.iter())
-            .chain(new())
+        let rule = config.rule(kind);
+        // Within the limit by count alone, the times need no sorting.
+        if all().filter(|h| &h.id.kind == kind).count() <= rule.limit as usize {
+            continue;
+        }
+        let mut times: Vec<Millis> = all()
             .filter(|h| &h.id.kind == kind)
             .map(|h| h.first_seen)
             .collect();
-        if !fits(&mut times, config.rule(kind)) {
+        if !fits(&mut times, rule) {
             return Some(kind.clone());
         }
     }
