@@ -168,7 +168,8 @@ type EventLog = HashMap<u32, Vec<(u64, Event)>, FxBuild>;
 /// interned bytes, a deleted profile its slot, and remembered message ids are never
 /// forgotten by age (the `at` of [`Store::remember`] is ignored; [`MemStore::clear_seen`]
 /// forgets them all). Profile ids are `u32` inside: past 4 billion profiles,
-/// [`Store::next_profile_id`] fails.
+/// [`Store::next_profile_id`] fails; past 33 million interned identifiers,
+/// [`Store::link`] fails.
 #[derive(Debug)]
 pub struct MemStore {
     ids: ByteSet,
@@ -968,7 +969,7 @@ fn profile_index(id: ProfileId) -> Result<u32, StoreError> {
 
 fn too_long(e: super::table::TooLong) -> StoreError {
     StoreError::Backend(format!(
-        "key of {} bytes not stored (over 65535 bytes, or 4 GiB of keys held)",
+        "key of {} bytes not stored (over 65535 bytes, or 4 GiB or 33 million keys held)",
         e.0
     ))
 }

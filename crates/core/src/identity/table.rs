@@ -188,11 +188,10 @@ struct Span([u16; 3]);
 pub(crate) struct ByteSet {
     arena: Vec<Vec<u8>>,
     spans: Chunked<Span>,
-    /// Open addressing, linear probing: the key number in each slot.
+    /// Open addressing, linear probing. Per slot, 0 when empty, else seven bits of the
+    /// key's hash above the key's number plus one (25 bits): a probe compares stored
+    /// bytes only when the hash bits match, and reads them from the slot it probes.
     slots: Vec<u32>,
-    /// Per slot, 0 when empty, else seven bits of the key's hash (low bit set), so that a
-    /// probe compares stored bytes only when the tag matches.
-    tags: Vec<u8>,
     /// The table's secret hash seed.
     seed: u64,
 }
@@ -203,14 +202,13 @@ impl Default for ByteSet {
             arena: Vec::new(),
             spans: Chunked::default(),
             slots: Vec::new(),
-            tags: Vec::new(),
             seed: random_seed(),
         }
     }
 }
 
-/// Why a key cannot be stored: it is longer than 65,535 bytes, or the arena already
-/// holds 4 GiB.
+/// Why a key cannot be stored: it is longer than 65,535 bytes, the arena already holds
+/// 4 GiB, or the set already holds [`MAX_KEYS`] keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TooLong(pub usize);
 
@@ -225,7 +223,6 @@ impl ByteSet {
         self.arena.iter().map(Vec::capacity).sum::<usize>()
             + self.spans.heap_bytes()
             + self.slots.capacity() * 4
-            + self.tags.capacity()
     }
 
     /// The bytes of key `i`.
@@ -253,11 +250,17 @@ impl ByteSet {
         let tag = tag_of(hash);
         let mut at = self.home(hash);
         loop {
-            match self.tags[at] {
-                0 => return None,
-                t if t == tag && self.get(self.slots[at]) == key => return Some(self.slots[at]),
-                _ => at = self.next(at),
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
             }
+            if slot >> KEY_BITS == tag {
+                let n = (slot & KEY_MASK) - 1;
+                if self.get(n) == key {
+                    return Some(n);
+                }
+            }
+            at = self.next(at);
         }
     }
 
@@ -267,7 +270,7 @@ impl ByteSet {
         if let Some(n) = self.find_hashed(key, hash) {
             return Ok((n, false));
         }
-        if key.len() > usize::from(u16::MAX) {
+        if key.len() > usize::from(u16::MAX) || self.len() >= MAX_KEYS {
             return Err(TooLong(key.len()));
         }
         // Keep the table at most 4/5 full: linear probing slows down fast past that.
@@ -312,17 +315,15 @@ impl ByteSet {
 
     fn place(&mut self, n: u32, hash: u64) {
         let mut at = self.home(hash);
-        while self.tags[at] != 0 {
+        while self.slots[at] != 0 {
             at = self.next(at);
         }
-        self.slots[at] = n;
-        self.tags[at] = tag_of(hash);
+        self.slots[at] = (tag_of(hash) << KEY_BITS) | (n + 1);
     }
 
     fn grow(&mut self) {
         let size = (self.slots.len() + self.slots.len() / 2).max(16);
         self.slots = vec![0; size];
-        self.tags = vec![0; size];
         for n in 0..self.len() as u32 {
             let hash = hash_seeded(self.get(n), self.seed);
             self.place(n, hash);
@@ -330,10 +331,18 @@ impl ByteSet {
     }
 }
 
-/// The tag of a hash in [`ByteSet`]'s table: its low seven bits, never 0.
+/// Bits of a [`ByteSet`] slot that hold the key's number plus one.
+const KEY_BITS: u32 = 25;
+const KEY_MASK: u32 = (1 << KEY_BITS) - 1;
+
+/// The most keys a [`ByteSet`] holds (33,554,430): a slot keeps a number in 25 bits.
+pub(crate) const MAX_KEYS: usize = KEY_MASK as usize - 1;
+
+/// The seven bits of a hash a [`ByteSet`] slot keeps: its lowest, as its highest pick
+/// the slot.
 #[inline]
-fn tag_of(hash: u64) -> u8 {
-    (hash as u8) | 1
+fn tag_of(hash: u64) -> u32 {
+    (hash & 0x7f) as u32
 }
 
 /// Appends `n` as an unsigned LEB128 varint.
