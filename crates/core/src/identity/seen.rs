@@ -2,28 +2,33 @@
 //! recognised: a set of `(source, messageId)` pairs.
 //!
 //! Nearly every client sends UUID message ids, so a pair with one is kept as 18 bytes
-//! inline in an open-addressing table (the id's 16 bytes and the source's number): one
-//! probe finds it, with no arena to follow, and growing the table rehashes from the
-//! entries themselves. Other pairs go to a [`ByteSet`] as their whole bytes. Either way
-//! the whole id is compared, never a hash alone.
+//! inline in an open-addressing table (the id's 16 bytes, then seven bits of the pair's
+//! hash above the source's number): a probe reads the entries themselves, with no tag
+//! array or arena to follow, and growing the table rehashes from the entries. Other
+//! pairs go to a [`ByteSet`] as their whole bytes. Either way the whole id is compared,
+//! never a hash alone.
 
 use super::mem::pack_uuid;
 use super::table::{fold, put_bytes, random_seed, ByteSet, TooLong};
 
-/// One remembered pair with a UUID message id.
+/// One slot of the table: a remembered pair with a UUID message id, or an empty slot.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     id: [u8; 16],
-    source: u16,
+    /// 0 for an empty slot, else seven bits of the pair's hash above the source's number
+    /// plus one (9 bits).
+    meta: u16,
 }
+
+/// Bits of [`Entry::meta`] holding the source's number plus one.
+const SOURCE_BITS: u16 = 9;
+const SOURCE_MASK: u16 = (1 << SOURCE_BITS) - 1;
 
 /// A set of `(source, messageId)` pairs.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
-    /// Sources by number (few: one per write key).
+    /// Sources by number (few: one per write key); past 511, pairs go to `other`.
     sources: Vec<String>,
-    /// Per slot, 0 when empty, else seven bits of the entry's hash (low bit set).
-    tags: Vec<u8>,
     entries: Vec<Entry>,
     len: usize,
     /// Pairs whose id is no UUID, or whose source is past the numbered ones.
@@ -36,7 +41,6 @@ impl Default for Seen {
     fn default() -> Seen {
         Seen {
             sources: Vec::new(),
-            tags: Vec::new(),
             entries: Vec::new(),
             len: 0,
             other: ByteSet::default(),
@@ -54,8 +58,7 @@ impl Seen {
 
     /// Bytes of memory held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.tags.capacity()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.other.heap_bytes()
             + self.sources.iter().map(String::capacity).sum::<usize>()
     }
@@ -63,15 +66,16 @@ impl Seen {
     /// Adds the pair; `true` when it is new.
     pub(crate) fn insert(&mut self, source: &str, message_id: &str) -> Result<bool, TooLong> {
         let number = match self.sources.iter().position(|s| s == source) {
-            Some(n) => u16::try_from(n).ok(),
-            None if self.sources.len() < usize::from(u16::MAX) => {
+            Some(n) => Some(n),
+            None if self.sources.len() < usize::from(SOURCE_MASK) => {
                 self.sources.push(source.to_owned());
-                u16::try_from(self.sources.len() - 1).ok()
+                Some(self.sources.len() - 1)
             }
             None => None,
         };
+        let number = number.and_then(|n| u16::try_from(n + 1).ok());
         match (number, pack_uuid(message_id)) {
-            (Some(source), Some(id)) => Ok(self.insert_entry(Entry { id, source })),
+            (Some(source), Some(id)) => Ok(self.insert_entry(id, source)),
             _ => {
                 let mut key = std::mem::take(&mut self.key);
                 key.clear();
@@ -84,68 +88,80 @@ impl Seen {
         }
     }
 
-    fn hash(&self, e: &Entry) -> u64 {
-        let (lo, hi) = e.id.split_at(8);
-        let word = |b: &[u8]| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            u64::from_le_bytes(w)
-        };
-        let h = fold(word(lo) ^ self.seed, word(hi) ^ 0xe703_7ed1_a0b4_28db);
-        fold(h ^ u64::from(e.source), self.seed ^ 0xa076_1d64_78bd_642f)
+    /// The hash of an id with its source's number plus one.
+    fn hash(&self, id: &[u8; 16], source: u16) -> u64 {
+        let n = u128::from_le_bytes(*id);
+        let h = fold(
+            (n as u64) ^ self.seed,
+            ((n >> 64) as u64) ^ 0xe703_7ed1_a0b4_28db,
+        );
+        fold(h ^ u64::from(source), self.seed ^ 0xa076_1d64_78bd_642f)
     }
 
     #[inline]
     fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.tags.len() as u128) >> 64) as usize
+        ((u128::from(hash) * self.entries.len() as u128) >> 64) as usize
     }
 
-    fn insert_entry(&mut self, e: Entry) -> bool {
-        // At most 4/5 full, as ByteSet: a probe reads consecutive tag bytes.
-        if (self.len + 1) * 5 > self.tags.len() * 4 {
+    #[inline]
+    fn next(&self, at: usize) -> usize {
+        if at + 1 == self.entries.len() {
+            0
+        } else {
+            at + 1
+        }
+    }
+
+    fn insert_entry(&mut self, id: [u8; 16], source: u16) -> bool {
+        // At most 4/5 full, as ByteSet.
+        if (self.len + 1) * 5 > self.entries.len() * 4 {
             self.grow();
         }
-        let hash = self.hash(&e);
-        let tag = (hash as u8) | 1;
+        let hash = self.hash(&id, source);
+        let meta = meta_of(hash, source);
+        let wanted = u128::from_le_bytes(id);
         let mut at = self.home(hash);
         loop {
-            match self.tags[at] {
-                0 => break,
-                t if t == tag && same(&self.entries[at], &e) => {
-                    return false;
-                }
-                _ => at = if at + 1 == self.tags.len() { 0 } else { at + 1 },
+            let e = &self.entries[at];
+            if e.meta == 0 {
+                break;
             }
+            if e.meta == meta && u128::from_le_bytes(e.id) == wanted {
+                return false;
+            }
+            at = self.next(at);
         }
-        self.tags[at] = tag;
-        self.entries[at] = e;
+        self.entries[at] = Entry { id, meta };
         self.len += 1;
         true
     }
 
     fn grow(&mut self) {
-        let size = (self.tags.len() + self.tags.len() / 2).max(16);
-        let tags = std::mem::replace(&mut self.tags, vec![0; size]);
+        let size = (self.entries.len() + self.entries.len() / 2).max(16);
         let entries = std::mem::replace(&mut self.entries, vec![Entry::default(); size]);
-        for (tag, e) in tags.into_iter().zip(entries) {
-            if tag == 0 {
+        for e in entries {
+            if e.meta == 0 {
                 continue;
             }
-            let hash = self.hash(&e);
+            let source = e.meta & SOURCE_MASK;
+            let hash = self.hash(&e.id, source);
             let mut at = self.home(hash);
-            while self.tags[at] != 0 {
-                at = if at + 1 == self.tags.len() { 0 } else { at + 1 };
+            while self.entries[at].meta != 0 {
+                at = self.next(at);
             }
-            self.tags[at] = (hash as u8) | 1;
-            self.entries[at] = e;
+            self.entries[at] = Entry {
+                id: e.id,
+                meta: meta_of(hash, source),
+            };
         }
     }
 }
 
-/// Whether two entries are the same pair, comparing the ids as one 128-bit number.
+/// An entry's `meta`: seven bits of its hash (the lowest: the highest pick the slot) above
+/// its source's number plus one, so never 0.
 #[inline]
-fn same(a: &Entry, b: &Entry) -> bool {
-    u128::from_le_bytes(a.id) == u128::from_le_bytes(b.id) && a.source == b.source
+fn meta_of(hash: u64, source: u16) -> u16 {
+    ((hash & 0x7f) as u16) << SOURCE_BITS | source
 }
 
 #[cfg(test)]
@@ -173,5 +189,18 @@ mod tests {
         let upper = ids[1].to_uppercase();
         assert_ne!(upper, ids[1]);
         assert_eq!(seen.insert("web", &upper), Ok(true), "kept as sent");
+    }
+
+    #[test]
+    fn sources_past_the_numbered_ones_are_kept_whole() {
+        let mut seen = Seen::default();
+        let id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        let sources: Vec<String> = (0..700).map(|i| format!("source-{i}")).collect();
+        for round in [true, false] {
+            for source in &sources {
+                assert_eq!(seen.insert(source, id), Ok(round), "{source}");
+            }
+        }
+        assert_eq!(seen.len(), 700);
     }
 }
