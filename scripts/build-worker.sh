@@ -35,10 +35,15 @@ done
 cd "$ROOT/crates/edge"
 started=$SECONDS
 worker-build --release "$@"
-# The name section (function names for stack traces) is a tenth of the module; the
-# runtime does not need it to run or to report errors.
 wasm="$ROOT/crates/edge/build/index_bg.wasm"
-"$WASM_OPT_BIN" --all-features --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
-mv "$wasm.stripped" "$wasm"
+if [[ -n "${WEFT_KEEP_NAMES:-}" ]]; then
+  # For profiling (bench/profile.mjs): function names are kept.
+  echo "build-worker: keeping the name section for profiling"
+else
+  # The name section (function names for stack traces) is a tenth of the module; the
+  # runtime does not need it to run or to report errors.
+  "$WASM_OPT_BIN" --all-features --strip-debug --strip-producers "$wasm" -o "$wasm.stripped"
+  mv "$wasm.stripped" "$wasm"
+fi
 echo "build-worker: wasm $(gzip -9c "$wasm" | wc -c) bytes gzipped"
 echo "build-worker: built crates/edge/build/index.js in $((SECONDS - started)) s"

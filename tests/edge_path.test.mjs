@@ -223,6 +223,56 @@ describe("edge path", () => {
     assert.ok(again.body.warnings.some((w) => /split from this profile by an undo|refused/.test(w.warning)), JSON.stringify(again.body));
   });
 
+  test("one batch that links, merges and repeats itself ends as if sent event by event", async () => {
+    // The graph resolves a request's events in memory and writes them back together:
+    // the same script sent as one batch and as one request per event must give the same
+    // profile, merges, segments and acknowledgements.
+    const script = (p) => {
+      const at = (n) => new Date(Date.UTC(2026, 10, 1, 12, 0, n)).toISOString();
+      return [
+        ...paidPricingVisit(`${p}-a1`, `${p}-v1`).map((e, n) => ({ ...e, timestamp: at(n) })),
+        { type: "identify", messageId: `${p}-i1`, anonymousId: `${p}-a1`, userId: `${p}-u`, traits: { email: `${p}@Example.com`, plan: "free" }, timestamp: at(5) },
+        { type: "page", messageId: `${p}-v2`, anonymousId: `${p}-a2`, context: { page: { path: "/docs" } }, timestamp: at(6) },
+        { type: "identify", messageId: `${p}-i2`, anonymousId: `${p}-a2`, userId: `${p}-u`, traits: { plan: "pro" }, timestamp: at(7) },
+        { type: "page", messageId: `${p}-v1-land`, anonymousId: `${p}-a1`, timestamp: at(8) },
+        { type: "page", messageId: `${p}-v3`, anonymousId: `${p}-a3`, timestamp: at(9) },
+        { type: "alias", messageId: `${p}-al`, userId: `${p}-u`, previousId: `${p}-a3`, timestamp: at(10) },
+        { type: "identify", messageId: `${p}-i3`, anonymousId: `${p}-a2`, userId: `${p}-other`, timestamp: at(11) },
+        { type: "track", messageId: `${p}-t`, anonymousId: `${p}-a2`, event: "Product Added", timestamp: at(12) },
+        { type: "page", messageId: `${p}-v2`, anonymousId: `${p}-a2`, timestamp: at(13) },
+      ];
+    };
+    const shape = async (p, answers) => {
+      const view = (await get(`/admin/profiles?id=user_id:${p}-u`, ADMIN)).body;
+      const text = JSON.stringify({
+        identifiers: view.identifiers.map((h) => `${h.id}@${h.firstSeen}`).sort(),
+        traits: view.traits,
+        events: view.events,
+        touchpoints: view.touchpoints,
+        segments: view.segments,
+        merges: view.merges.map((m) => [m.messageId, m.fromIds.sort(), m.intoIds.sort()]),
+        accepted: answers.reduce((n, a) => n + a.accepted, 0),
+        warnings: answers.flatMap((a) => a.warnings.map((w) => w.warning)).sort(),
+      });
+      return JSON.parse(text.replaceAll(p, "P"));
+    };
+    const batched = uid("batched");
+    const one = await post("/v1/batch", { writeKey: "demo-write-key", batch: script(batched) });
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    const single = uid("single");
+    const answers = [];
+    for (const event of script(single)) {
+      const res = await post("/v1/batch", { writeKey: "demo-write-key", batch: [event] });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      answers.push(res.body);
+    }
+    const want = await shape(single, answers);
+    assert.equal(want.events, 9, JSON.stringify(want));
+    assert.equal(want.merges.length, 2, JSON.stringify(want));
+    assert.equal(want.accepted, 10, JSON.stringify(want));
+    assert.deepEqual(await shape(batched, [one.body]), want);
+  });
+
   test("an operator merge joins two identified users, logged and undoable", async () => {
     const [u1, u2] = [uid("user"), uid("user")];
     await post("/v1/batch", {

@@ -124,6 +124,7 @@ export async function startWorker(options = {}) {
   const instance = {
     url,
     port,
+    inspectorPort,
     persistDir,
     pgid: 0,
     logs: () => lines.join("\n"),

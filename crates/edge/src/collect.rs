@@ -131,6 +131,7 @@ pub async fn collect(
     let sid = cookies::get(&cookie_header, cookies::SID);
     let browser = source.kind == SourceKind::Browser;
 
+    let mut agents = Agents::new(&config.collector.bot_patterns);
     let mut events = Vec::with_capacity(parsed.events.len());
     let mut index_of = Vec::with_capacity(parsed.events.len());
     for (index, mut event) in parsed.events.drain(..) {
@@ -144,14 +145,13 @@ pub async fn collect(
         }
         // A server-side library is not the visitor: only a browser's own request speaks
         // for the visitor's user agent, IP and cookies.
-        let patterns = &config.collector.bot_patterns;
         let ua = event_ua
             .as_deref()
             .unwrap_or(if browser { &request_ua } else { "" });
-        event.weft.bot = useragent::is_bot(ua, patterns)
-            || (browser && useragent::is_bot(&request_ua, patterns));
+        let (bot, device) = agents.judge(ua);
+        event.weft.bot = bot || (browser && agents.judge(&request_ua).0);
         if !ua.is_empty() {
-            event.weft.device = Some(useragent::device_of(ua, patterns).to_owned());
+            event.weft.device = Some(device.to_owned());
         }
         if browser {
             event.weft.country.clone_from(&country);
@@ -225,6 +225,36 @@ pub async fn collect(
         response.headers_mut().append("set-cookie", &cookie)?;
     }
     Ok(response)
+}
+
+/// What a request's user agents are, judged once each: a batch's events nearly always
+/// share one.
+struct Agents<'p> {
+    patterns: &'p [String],
+    judged: Vec<(String, bool, &'static str)>,
+}
+
+impl<'p> Agents<'p> {
+    fn new(patterns: &'p [String]) -> Agents<'p> {
+        Agents {
+            patterns,
+            judged: Vec::new(),
+        }
+    }
+
+    /// Whether `ua` is a bot's, and its device type.
+    fn judge(&mut self, ua: &str) -> (bool, &'static str) {
+        if let Some((_, bot, device)) = self.judged.iter().find(|(seen, ..)| seen == ua) {
+            return (*bot, device);
+        }
+        let device = useragent::device_of(ua, self.patterns);
+        let bot = device == "bot";
+        // A hostile batch may carry a new agent per event: keep the memo small.
+        if self.judged.len() < 8 {
+            self.judged.push((ua.to_owned(), bot, device));
+        }
+        (bot, device)
+    }
 }
 
 /// The batch index a graph warning is about: by its position among the events sent to the

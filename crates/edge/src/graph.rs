@@ -1,17 +1,20 @@
 //! The `IdentityGraph` Durable Object: the single writer of a workspace's profiles.
 //!
 //! Every event goes through here: it is deduplicated and resolved by core's identity
-//! engine over [`SqlStore`], queued for the R2 archive, and the profiles it changed are
+//! engine, queued for the R2 archive, and the profiles it changed are
 //! evaluated against the workspace's segments; their decision docs go to KV when they
-//! change (see [`crate::publish`]). All SQL of one request runs in one synchronous turn,
+//! change (see [`crate::publish`]). An ingest request works over a [`BatchStore`]: the
+//! rows its events need are read in one statement, resolved in memory, and written back
+//! with one statement per table. Admin routes work over [`SqlStore`] a step at a time.
+//! All SQL of one request runs in one synchronous turn,
 //! so it commits atomically before the worker answers; KV writes follow. The alarm flushes
 //! coalesced KV writes, re-evaluates profiles whose windowed rules lapse, and archives.
 //!
 //! The admin API's state lives here too: profiles, segment definitions stored over the
 //! API, the merge log, erasure and metrics.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::future::join_all;
 use serde::Deserialize;
@@ -25,7 +28,8 @@ use weft_core::time::{Millis, DAY, HOUR};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
 
 use crate::archive;
-use crate::collect::{GraphWarning, Ingest, Stored};
+use crate::batch::{count_all, BatchStore};
+use crate::collect::{GraphWarning, Stored};
 use crate::config::{BotPolicy, Config};
 use crate::decide::{anonymous_key, user_key, KV_BINDING, MAX_ID_LEN};
 use crate::publish::{self, Action, Published};
@@ -41,10 +45,23 @@ pub mod bundled {
 pub struct IdentityGraph {
     state: State,
     env: Env,
+    sql: SqlStorage,
     store: RefCell<SqlStore>,
     segments: RefCell<Segments>,
     startup_error: RefCell<Option<String>>,
+    /// The alarm this object set, when it knows (`Some(None)`: none is set).
+    alarm_at: Cell<Option<Option<Millis>>>,
     limiter: crate::ratelimit::Limiter,
+}
+
+/// What [`IdentityGraph::publish_changes`] decided.
+struct Planned {
+    /// KV writes to make now.
+    writes: Vec<KvWrite>,
+    /// How many (for the metrics).
+    written: u64,
+    /// The earliest pending doc or lapse it left for the alarm.
+    wake: Option<Millis>,
 }
 
 /// A KV write decided inside the synchronous turn, done after it.
@@ -71,9 +88,11 @@ impl DurableObject for IdentityGraph {
         IdentityGraph {
             state,
             env,
+            sql: sql.clone(),
             store: RefCell::new(SqlStore::new(sql)),
             segments: RefCell::new(segments),
             startup_error: RefCell::new(startup_error),
+            alarm_at: Cell::new(None),
             limiter: Default::default(),
         }
     }
@@ -121,6 +140,8 @@ impl DurableObject for IdentityGraph {
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now();
+        // This alarm has rung: none is set until `schedule` below sets the next.
+        self.alarm_at.set(Some(None));
         let writes = {
             let sql = self.sql();
             let mut writes = Vec::new();
@@ -147,6 +168,18 @@ impl DurableObject for IdentityGraph {
     }
 }
 
+/// The graph's view of [`crate::collect::Ingest`]: each event kept as the text the
+/// worker sent, which is stored as it is.
+#[derive(Deserialize)]
+struct IngestText<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    rejected: Vec<(String, u64)>,
+    #[serde(default)]
+    warned: Vec<(String, u64)>,
+}
+
 #[derive(Deserialize)]
 struct IdRow {
     id: f64,
@@ -154,22 +187,28 @@ struct IdRow {
 
 impl IdentityGraph {
     fn sql(&self) -> SqlStorage {
-        self.store.borrow().sql().clone()
+        self.sql.clone()
     }
 
     async fn ingest(&self, body: &str, now: Millis) -> worker::Result<Response> {
-        let ingest: Ingest = match serde_json::from_str(body) {
+        let ingest: IngestText = match serde_json::from_str(body) {
             Ok(i) => i,
             Err(e) => return json_error(400, &format!("ingest body is not valid: {e}")),
         };
+        let mut events = Vec::with_capacity(ingest.events.len());
+        for (position, raw) in ingest.events.iter().enumerate() {
+            match serde_json::from_str::<Event>(raw.get()) {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    return json_error(400, &format!("ingest event {position} is not valid: {e}"))
+                }
+            }
+        }
         let config = Config::bundled();
-        if let Some(refusal) = self
-            .limiter
-            .admit(&self.env, &self.sql(), &ingest.events, now)?
-        {
+        if let Some(refusal) = self.limiter.admit(&self.env, &self.sql(), &events, now)? {
             return Ok(refusal);
         }
-        let (stored, writes) = {
+        let outcome = {
             let sql = self.sql();
             // Counters add up in memory and are written once per request.
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -180,12 +219,17 @@ impl IdentityGraph {
             for (reason, n) in &ingest.warned {
                 tally(format!("warned.{reason}"), *n);
             }
-            let any_suppressed = has_suppressed(&sql)?;
             let mut stored = Stored::default();
             let mut changed = Changed::new();
             let segments = self.segments.borrow();
-            let mut store = self.store.borrow_mut();
-            for (position, event) in ingest.events.iter().enumerate() {
+            let mut base = self.store.borrow_mut();
+            let mut store = BatchStore::new(&mut base);
+            let known = store
+                .prefetch(&request_ids(&events, config), &request_messages(&events))
+                .map_err(to_worker)?;
+            let any_suppressed = known.any_erased;
+            let mut archived = false;
+            for (position, (event, raw)) in events.iter().zip(&ingest.events).enumerate() {
                 let warn = |warning: String| GraphWarning {
                     message_id: event.message_id.clone(),
                     position: Some(position),
@@ -198,6 +242,7 @@ impl IdentityGraph {
                     ));
                     continue;
                 }
+                store.set_body(raw.get());
                 if event.weft.bot && config.collector.bots != BotPolicy::Profile {
                     if !store
                         .remember(&event.weft.source, &event.message_id, event.received_at)
@@ -212,6 +257,7 @@ impl IdentityGraph {
                         stored.accepted += 1;
                         tally("bot_events".into(), 1);
                         store.queue_for_archive(event).map_err(to_worker)?;
+                        archived = true;
                         stored.warnings.push(warn(
                             "stored as bot traffic (by user agent); no profile is made of it"
                                 .into(),
@@ -224,7 +270,7 @@ impl IdentityGraph {
                     }
                     continue;
                 }
-                match identity::ingest(&mut *store, &config.identity, segments.spec(), event) {
+                match identity::ingest(&mut store, &config.identity, segments.spec(), event) {
                     Ok(outcome) if outcome.duplicate => {
                         tally("deduplicated".into(), 1);
                         stored
@@ -235,6 +281,7 @@ impl IdentityGraph {
                         stored.accepted += 1;
                         tally("accepted".into(), 1);
                         store.queue_for_archive(event).map_err(to_worker)?;
+                        archived = true;
                         for w in &outcome.warnings {
                             tally(format!("warned.{}", w.code()), 1);
                             stored.warnings.push(warn(w.to_string()));
@@ -261,16 +308,25 @@ impl IdentityGraph {
                     Err(e) => return json_error(500, &format!("identity graph failed: {e}")),
                 }
             }
-            drop(store);
             drop(segments);
-            for (name, n) in &counts {
-                count(&sql, name, *n)?;
-            }
-            let writes = self.publish_changes(&changed, now).map_err(to_worker)?;
-            (stored, writes)
+            store.flush().map_err(to_worker)?;
+            let planned = self
+                .publish_changes(&store, &changed, Some(known.evaluations), now)
+                .map_err(to_worker)?;
+            drop(store);
+            drop(base);
+            tally("decisions_written".into(), planned.written);
+            counts.retain(|_, n| *n > 0);
+            count_all(&sql, &counts)?;
+            let flush = archived.then_some(now + archive::FLUSH_DELAY);
+            let wake = [planned.wake, flush].into_iter().flatten().min();
+            (stored, planned.writes, wake)
         };
+        let (stored, writes, wake) = outcome;
         self.write_kv(writes).await;
-        self.schedule(now).await?;
+        if let Some(at) = wake {
+            self.wake_by(at, now).await?;
+        }
         Response::from_json(&stored)
     }
 
@@ -281,99 +337,142 @@ impl IdentityGraph {
         now: Millis,
     ) -> Result<Vec<KvWrite>, String> {
         let whole: Changed = ids.iter().map(|&id| (id, None)).collect();
-        self.publish_changes(&whole, now)
+        let store = self.store.borrow();
+        let planned = self.publish_changes(&*store, &whole, None, now)?;
+        count(&self.sql(), "decisions_written", planned.written).map_err(|e| e.to_string())?;
+        Ok(planned.writes)
     }
 
     /// Evaluates changed profiles, inside the turn, and decides the KV writes for their
     /// keys. A profile changed only by events re-evaluates just the rules that read what
     /// those events touched; one changed by a merge, an undo or a lapse is judged whole.
-    fn publish_changes(&self, changed: &Changed, now: Millis) -> Result<Vec<KvWrite>, String> {
+    /// `known` holds the stored evaluations when the caller read them already; reads and
+    /// writes take one statement per table for all the profiles.
+    fn publish_changes(
+        &self,
+        store: &dyn Store,
+        changed: &Changed,
+        known: Option<HashMap<ProfileId, Evaluation>>,
+        now: Millis,
+    ) -> Result<Planned, String> {
         let sql = self.sql();
-        let store = self.store.borrow();
         let segments = self.segments.borrow();
-        let mut writes = Vec::new();
+        let mut previous = match known {
+            Some(known) => known,
+            None => {
+                let partial: Vec<ProfileId> = changed
+                    .iter()
+                    .filter(|(_, touched)| touched.is_some())
+                    .map(|(&id, _)| id)
+                    .collect();
+                read_evaluations(&sql, &partial).map_err(|e| e.to_string())?
+            }
+        };
+        let mut wake: Option<Millis> = None;
+        let mut judged = Vec::with_capacity(changed.len());
         for (&id, touched) in changed {
             let Some(profile) = store.load(id).map_err(|e| e.to_string())? else {
                 continue;
             };
-            let previous = match touched {
-                Some(_) => read_evaluation(&sql, id).map_err(|e| e.to_string())?,
-                None => None,
-            };
-            let evaluation = match (previous, touched) {
+            let evaluation = match (previous.remove(&id), touched) {
                 (Some(previous), Some(touched)) => {
                     segments.update(&previous, &profile, now, touched)
                 }
                 _ => segments.evaluate(&profile, now),
             };
-            let run = |q: &str, p: Vec<worker::SqlStorageValue>| {
-                sql.exec(q, p).map(|_| ()).map_err(|e| e.to_string())
-            };
-            let text = serde_json::to_string(&evaluation).map_err(|e| e.to_string())?;
-            run(
-                "INSERT OR REPLACE INTO evaluations (profile_id, body) VALUES (?, ?)",
-                vec![(id as i64).into(), text.into()],
-            )?;
+            judged.push((id, evaluation, decision_keys(&profile)));
+        }
+        let mut bodies = Vec::with_capacity(judged.len());
+        let mut lapsing = Vec::new();
+        let mut steady = Vec::new();
+        for (id, evaluation, _) in &judged {
+            let text = serde_json::to_string(evaluation).map_err(|e| e.to_string())?;
+            bodies.push((*id, text));
             match evaluation.valid_until {
-                Some(at) => run(
-                    "INSERT OR REPLACE INTO lapses (profile_id, at) VALUES (?, ?)",
-                    vec![(id as i64).into(), at.into()],
-                )?,
-                None => run(
-                    "DELETE FROM lapses WHERE profile_id = ?",
-                    vec![(id as i64).into()],
-                )?,
-            }
-            for key in decision_keys(&profile) {
-                writes.extend(self.plan_key(&key, id, &evaluation, now)?);
+                Some(at) => {
+                    lapsing.push((*id, at));
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                None => steady.push(*id),
             }
         }
-        Ok(writes)
-    }
+        write_rows(
+            &sql,
+            "INSERT OR REPLACE INTO evaluations (profile_id, body) \
+             SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+            &bodies,
+        )?;
+        write_rows(
+            &sql,
+            "INSERT OR REPLACE INTO lapses (profile_id, at) \
+             SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+            &lapsing,
+        )?;
+        write_rows(
+            &sql,
+            "DELETE FROM lapses WHERE profile_id IN (SELECT value FROM json_each(?))",
+            &steady,
+        )?;
 
-    fn plan_key(
-        &self,
-        key: &str,
-        profile: ProfileId,
-        evaluation: &Evaluation,
-        now: Millis,
-    ) -> Result<Option<KvWrite>, String> {
-        let sql = self.sql();
-        let previous = read_published(&sql, key).map_err(|e| e.to_string())?;
-        let Some((decision, action)) = publish::plan(previous.as_ref(), evaluation, now) else {
-            return Ok(None);
-        };
-        let segments = serde_json::to_string(&decision.segments).map_err(|e| e.to_string())?;
-        let (written_at, pending) = match action {
-            Action::WriteNow => (now, 0),
-            Action::WriteAt(_) => (previous.as_ref().map_or(now, |p| p.written_at), 1),
-        };
-        sql.exec(
+        let keys: Vec<&str> = judged
+            .iter()
+            .flat_map(|(_, _, keys)| keys.iter().map(String::as_str))
+            .collect();
+        let mut published = read_published(&sql, &keys).map_err(|e| e.to_string())?;
+        let mut rows = Vec::new();
+        let mut writes = Vec::new();
+        for (id, evaluation, keys) in &judged {
+            for key in keys {
+                let before = published.get(key.as_str());
+                let Some((decision, action)) = publish::plan(before, evaluation, now) else {
+                    continue;
+                };
+                let (written_at, pending) = match action {
+                    Action::WriteNow => (now, false),
+                    Action::WriteAt(at) => {
+                        wake = Some(wake.map_or(at, |w| w.min(at)));
+                        (before.map_or(now, |p| p.written_at), true)
+                    }
+                };
+                let segments =
+                    serde_json::to_string(&decision.segments).map_err(|e| e.to_string())?;
+                rows.push(json!([
+                    key,
+                    id,
+                    segments,
+                    decision.valid_until,
+                    decision.version,
+                    written_at,
+                    u8::from(pending)
+                ]));
+                if action == Action::WriteNow {
+                    writes.push(KvWrite {
+                        key: key.clone(),
+                        doc: Some(doc_text(&decision)),
+                    });
+                }
+                published.insert(
+                    key.clone(),
+                    Published {
+                        decision,
+                        written_at,
+                        pending,
+                    },
+                );
+            }
+        }
+        write_rows(
+            &sql,
             "INSERT OR REPLACE INTO published \
              (key, profile_id, segments, valid_until, version, written_at, pending) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-            vec![
-                key.into(),
-                (profile as i64).into(),
-                segments.into(),
-                decision
-                    .valid_until
-                    .map_or(worker::SqlStorageValue::Null, Into::into),
-                (decision.version as i64).into(),
-                written_at.into(),
-                pending.into(),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(match action {
-            Action::WriteNow => {
-                count(&sql, "decisions_written", 1).map_err(|e| e.to_string())?;
-                Some(KvWrite {
-                    key: key.to_owned(),
-                    doc: Some(doc_text(&decision)),
-                })
-            }
-            Action::WriteAt(_) => None,
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6 FROM json_each(?)",
+            &rows,
+        )?;
+        Ok(Planned {
+            written: writes.len() as u64,
+            writes,
+            wake,
         })
     }
 
@@ -435,36 +534,55 @@ impl IdentityGraph {
         }
     }
 
-    /// Sets the alarm for the earliest pending doc, lapse or archive flush.
+    /// Sets the alarm for the earliest pending doc, lapse or archive flush, as stored.
     async fn schedule(&self, now: Millis) -> worker::Result<()> {
-        let sql = self.sql();
-        let pending: Option<f64> = scalar(
-            &sql,
-            "SELECT MIN(written_at) AS v FROM published WHERE pending = 1",
-            vec![],
-        )?;
-        let lapse: Option<f64> = scalar(&sql, "SELECT MIN(at) AS v FROM lapses", vec![])?;
-        let queued: Option<f64> = scalar(&sql, "SELECT MIN(seq) AS v FROM archive_queue", vec![])?;
-        let mut next: Option<Millis> = None;
-        let mut consider = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
-        if let Some(w) = pending {
-            consider(w as Millis + publish::MIN_WRITE_GAP);
+        #[derive(Deserialize)]
+        struct Due {
+            pending: Option<f64>,
+            lapse: Option<f64>,
+            queued: Option<f64>,
         }
-        if let Some(at) = lapse {
-            consider(at as Millis);
+        let due: Due = self
+            .sql()
+            .exec(
+                "SELECT (SELECT MIN(written_at) FROM published WHERE pending = 1) AS pending, \
+                 (SELECT MIN(at) FROM lapses) AS lapse, \
+                 (SELECT MIN(seq) FROM archive_queue) AS queued",
+                None,
+            )?
+            .one()?;
+        let next = [
+            due.pending.map(|w| w as Millis + publish::MIN_WRITE_GAP),
+            due.lapse.map(|at| at as Millis),
+            due.queued.map(|_| now + archive::FLUSH_DELAY),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(at) => self.wake_by(at, now).await,
+            None => Ok(()),
         }
-        if queued.is_some() {
-            consider(now + archive::FLUSH_DELAY);
-        }
-        let Some(next) = next else { return Ok(()) };
+    }
+
+    /// Makes sure the alarm rings at `at` or before. The object remembers the alarm it
+    /// set, so an ingest that needs no earlier alarm costs no storage call; the alarm
+    /// forgets it when it rings.
+    async fn wake_by(&self, at: Millis, now: Millis) -> worker::Result<()> {
         let storage = self.state.storage();
-        let current = storage.get_alarm().await?;
-        if current.is_none_or(|c| c > next) {
-            let delay = (next - now).max(1);
-            storage
-                .set_alarm(std::time::Duration::from_millis(delay as u64))
-                .await?;
+        let current = match self.alarm_at.get() {
+            Some(known) => known,
+            None => storage.get_alarm().await?,
+        };
+        if current.is_some_and(|c| c <= at) {
+            self.alarm_at.set(Some(current));
+            return Ok(());
         }
+        let delay = (at - now).max(1);
+        storage
+            .set_alarm(std::time::Duration::from_millis(delay as u64))
+            .await?;
+        self.alarm_at.set(Some(Some(now + delay)));
         Ok(())
     }
 
@@ -923,15 +1041,21 @@ impl PublishedRow {
     }
 }
 
-fn read_published(sql: &SqlStorage, key: &str) -> worker::Result<Option<Published>> {
+/// What the object remembers of `keys`, in one statement.
+fn read_published(sql: &SqlStorage, keys: &[&str]) -> worker::Result<HashMap<String, Published>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows: Vec<PublishedRow> = sql
         .exec(
-            "SELECT key, segments, valid_until, version, written_at, pending FROM published \
-             WHERE key = ?",
-            vec![key.into()],
+            "SELECT p.key, p.segments, p.valid_until, p.version, p.written_at, p.pending \
+             FROM json_each(?) j JOIN published p ON p.key = j.value",
+            vec![json_text(keys).map_err(worker::Error::RustError)?.into()],
         )?
         .to_array()?;
-    rows.first().map(PublishedRow::published).transpose()
+    rows.into_iter()
+        .map(|row| Ok((row.key.clone(), row.published()?)))
+        .collect()
 }
 
 /// Profiles changed by a request, with what their events touched (`None`: judge whole).
@@ -964,20 +1088,75 @@ fn forget_profile(sql: &SqlStorage, id: ProfileId) -> worker::Result<()> {
     Ok(())
 }
 
-fn read_evaluation(sql: &SqlStorage, id: ProfileId) -> worker::Result<Option<Evaluation>> {
+/// The stored evaluations of `ids`, in one statement. One that no longer reads is left
+/// out: the profile is then judged whole.
+fn read_evaluations(
+    sql: &SqlStorage,
+    ids: &[ProfileId],
+) -> worker::Result<HashMap<ProfileId, Evaluation>> {
     #[derive(Deserialize)]
     struct Row {
+        id: f64,
         body: String,
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
     }
     let rows: Vec<Row> = sql
         .exec(
-            "SELECT body FROM evaluations WHERE profile_id = ?",
-            vec![(id as i64).into()],
+            "SELECT e.profile_id AS id, e.body FROM json_each(?) j \
+             JOIN evaluations e ON e.profile_id = j.value",
+            vec![json_text(ids).map_err(worker::Error::RustError)?.into()],
         )?
         .to_array()?;
     Ok(rows
-        .first()
-        .and_then(|r| serde_json::from_str(&r.body).ok()))
+        .into_iter()
+        .filter_map(|r| Some((r.id as ProfileId, serde_json::from_str(&r.body).ok()?)))
+        .collect())
+}
+
+/// Runs a statement over `rows`, passed as one JSON array that it unpacks with
+/// `json_each`; no statement at all when there are none.
+fn write_rows<T: serde::Serialize>(
+    sql: &SqlStorage,
+    query: &str,
+    rows: &[T],
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sql.exec(query, vec![json_text(rows)?.into()])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The rows of a statement that unpacks them with `json_each`.
+fn json_text<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, String> {
+    serde_json::to_string(rows).map_err(|e| e.to_string())
+}
+
+/// Every identifier the events name (an alias's `previousId` both ways), for
+/// [`BatchStore::prefetch`].
+fn request_ids(events: &[Event], config: &Config) -> Vec<Identifier> {
+    let mut ids = Vec::new();
+    for event in events {
+        let found = identity::extract(event, &config.identity);
+        ids.extend(found.ids.into_iter().map(|f| f.id));
+        if let Some(previous) = found.previous {
+            ids.push(Identifier::new(IdKind::UserId, previous.clone()));
+            ids.push(Identifier::new(IdKind::AnonymousId, previous));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+fn request_messages(events: &[Event]) -> Vec<(&str, &str)> {
+    events
+        .iter()
+        .map(|e| (e.weft.source.as_str(), e.message_id.as_str()))
+        .collect()
 }
 
 /// The KV keys a profile's decision doc is written under: each anonymous id and the

@@ -14,6 +14,7 @@ use worker::{event, Context, Env, Method, Request, Response};
 
 pub mod admin;
 pub mod archive;
+pub mod batch;
 pub mod collect;
 pub mod config;
 pub mod cookies;

@@ -140,6 +140,18 @@ impl SqlStore {
         )
     }
 
+    /// Whether `(source, message_id)` was stored before.
+    ///
+    /// # Errors
+    /// The SQL error.
+    pub fn was_seen(&self, source: &str, message_id: &str) -> Result<bool, StoreError> {
+        let rows: Vec<serde_json::Value> = self.rows(
+            "SELECT 1 AS v FROM seen WHERE source = ? AND message_id = ?",
+            vec![source.into(), message_id.into()],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
     fn exec(&self, query: &str, params: Vec<SqlStorageValue>) -> Result<(), StoreError> {
         self.sql.exec(query, params).map(|_| ()).map_err(backend)
     }
