@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use weft_core::event::Event;
 use weft_core::time::{format_rfc3339, Millis, SECOND};
-use worker::{Env, SqlStorage};
+use worker::{Env, SqlStorage, SqlStorageValue};
 
 /// The R2 binding's name in `wrangler.toml`.
 pub const BINDING: &str = "ARCHIVE";
@@ -23,8 +23,6 @@ pub const MAX_PER_OBJECT: usize = 5_000;
 
 #[derive(Deserialize)]
 struct Queued {
-    seq: f64,
-    received_at: f64,
     body: String,
 }
 
@@ -48,34 +46,51 @@ pub fn object_key(received_at: Millis, first: u64, last: u64) -> String {
 pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
     let mut written = 0;
     loop {
-        let rows: Vec<Queued> = sql
+        // SQLite joins the bodies into NDJSON itself: one string crosses into wasm.
+        let row = sql
             .exec(
-                "SELECT seq, received_at, body FROM archive_queue ORDER BY seq LIMIT ?",
+                "SELECT COUNT(*), MIN(seq), MAX(seq), \
+                 (SELECT received_at FROM archive_queue ORDER BY seq LIMIT 1), \
+                 group_concat(body, char(10) ORDER BY seq) \
+                 FROM (SELECT seq, body FROM archive_queue ORDER BY seq LIMIT ?)",
                 vec![(MAX_PER_OBJECT as i64).into()],
             )?
-            .to_array()?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            .raw()
+            .next()
+            .transpose()?;
+        let Some([count, first, last, at, SqlStorageValue::String(mut body)]) =
+            row.and_then(|r| <[SqlStorageValue; 5]>::try_from(r).ok())
+        else {
             return Ok(written);
         };
-        let (first_seq, last_seq) = (first.seq as u64, last.seq as u64);
-        let key = object_key(first.received_at as Millis, first_seq, last_seq);
-        let mut body = String::with_capacity(rows.iter().map(|r| r.body.len() + 1).sum());
-        for row in &rows {
-            body.push_str(&row.body);
-            body.push('\n');
-        }
+        let (Some(count), Some(first), Some(last), Some(at)) =
+            (whole(&count), whole(&first), whole(&last), whole(&at))
+        else {
+            return Ok(written);
+        };
+        body.push('\n');
+        let key = object_key(at as Millis, first, last);
         env.bucket(BINDING)?
             .put(&key, body.into_bytes())
             .execute()
             .await?;
         sql.exec(
             "DELETE FROM archive_queue WHERE seq <= ?",
-            vec![(last_seq as i64).into()],
+            vec![(last as i64).into()],
         )?;
-        written += rows.len();
-        if rows.len() < MAX_PER_OBJECT {
+        written += count as usize;
+        if (count as usize) < MAX_PER_OBJECT {
             return Ok(written);
         }
+    }
+}
+
+/// A whole, non-negative number from a SQL value.
+fn whole(value: &SqlStorageValue) -> Option<u64> {
+    match value {
+        SqlStorageValue::Integer(n) => u64::try_from(*n).ok(),
+        SqlStorageValue::Float(f) if *f >= 0.0 && f.fract() == 0.0 => Some(*f as u64),
+        _ => None,
     }
 }
 
@@ -144,10 +159,7 @@ pub async fn read_all(env: &Env, sql: SqlStorage) -> worker::Result<Vec<Event>> 
         }
     }
     let queued: Vec<Queued> = sql
-        .exec(
-            "SELECT seq, received_at, body FROM archive_queue ORDER BY seq",
-            None,
-        )?
+        .exec("SELECT body FROM archive_queue ORDER BY seq", None)?
         .to_array()?;
     for row in queued {
         if let Ok(event) = serde_json::from_str(&row.body) {

@@ -25,7 +25,10 @@ use weft_core::identity::{self, IdKind, Identifier, IngestError, Store};
 use weft_core::profile::{Profile, ProfileId};
 use weft_core::segment::{Decision, Definition, Evaluation, Segments, Touched};
 use weft_core::time::{Millis, DAY, HOUR};
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue,
+    State,
+};
 
 use crate::archive;
 use crate::batch::{count_all, BatchStore};
@@ -114,8 +117,12 @@ impl DurableObject for IdentityGraph {
                 .map(|(_, v)| v.clone())
         };
         let method = req.method();
+        // Read as bytes: a JS string would be decoded from UTF-16 on its way into wasm.
         let body = match method {
-            Method::Post | Method::Put => req.text().await?,
+            Method::Post | Method::Put => match String::from_utf8(req.bytes().await?) {
+                Ok(text) => text,
+                Err(_) => return json_error(400, "request body is not UTF-8"),
+            },
             _ => String::new(),
         };
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -1026,6 +1033,30 @@ struct PublishedRow {
 }
 
 impl PublishedRow {
+    /// A row read with `raw()` (columns in the order of [`PublishedRow`]'s fields), which
+    /// spares converting each row into a JS object and back.
+    fn from_raw(row: Vec<SqlStorageValue>) -> worker::Result<PublishedRow> {
+        let number = |v: &SqlStorageValue| match v {
+            SqlStorageValue::Integer(n) => Some(*n as f64),
+            SqlStorageValue::Float(f) => Some(*f),
+            _ => None,
+        };
+        let bad = || worker::Error::RustError("published row of unexpected shape".into());
+        let [SqlStorageValue::String(key), SqlStorageValue::String(segments), valid_until, version, written_at, pending] =
+            <[SqlStorageValue; 6]>::try_from(row).map_err(|_| bad())?
+        else {
+            return Err(bad());
+        };
+        Ok(PublishedRow {
+            key,
+            segments,
+            valid_until: number(&valid_until),
+            version: number(&version).ok_or_else(bad)?,
+            written_at: number(&written_at).ok_or_else(bad)?,
+            pending: number(&pending).ok_or_else(bad)?,
+        })
+    }
+
     fn published(&self) -> worker::Result<Published> {
         let segments: Vec<String> = serde_json::from_str(&self.segments)
             .map_err(|e| worker::Error::RustError(format!("published row {}: {e}", self.key)))?;
@@ -1046,16 +1077,17 @@ fn read_published(sql: &SqlStorage, keys: &[&str]) -> worker::Result<HashMap<Str
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<PublishedRow> = sql
-        .exec(
-            "SELECT p.key, p.segments, p.valid_until, p.version, p.written_at, p.pending \
-             FROM json_each(?) j JOIN published p ON p.key = j.value",
-            vec![json_text(keys).map_err(worker::Error::RustError)?.into()],
-        )?
-        .to_array()?;
-    rows.into_iter()
-        .map(|row| Ok((row.key.clone(), row.published()?)))
-        .collect()
+    sql.exec(
+        "SELECT p.key, p.segments, p.valid_until, p.version, p.written_at, p.pending \
+         FROM json_each(?) j JOIN published p ON p.key = j.value",
+        vec![json_text(keys).map_err(worker::Error::RustError)?.into()],
+    )?
+    .raw()
+    .map(|row| {
+        let row = PublishedRow::from_raw(row?)?;
+        Ok((row.key.clone(), row.published()?))
+    })
+    .collect()
 }
 
 /// Profiles changed by a request, with what their events touched (`None`: judge whole).

@@ -35,7 +35,8 @@ pub async fn call(
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         init.with_headers(headers);
-        init.with_body(Some(body.into()));
+        // As bytes: a JS string would be encoded to UTF-16 on its way out of wasm.
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_bytes()).into()));
     }
     let req = Request::new_with_init(&format!("https://graph{path_and_query}"), &init)?;
     Ok(stub(env)?.fetch_with_request(req).await?)
@@ -56,7 +57,17 @@ pub async fn call_json<T: DeserializeOwned>(
             res.status_code()
         )));
     }
-    Ok(res.json().await?)
+    read_json(&mut res).await
+}
+
+/// Reads a JSON answer from its bytes (its text would be decoded from UTF-16 first).
+///
+/// # Errors
+/// [`ApiError::Internal`] when the body cannot be read or is not the expected JSON.
+pub async fn read_json<T: DeserializeOwned>(res: &mut Response) -> Result<T, ApiError> {
+    let bytes = res.bytes().await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("graph answered unreadable JSON: {e}")))
 }
 
 /// Stores events durably; the answer comes once they are in the object's storage.

@@ -32,12 +32,17 @@ pub struct Published {
 }
 
 /// Decides what to do with a key's new evaluation at `now`: the doc to publish (one
-/// version up) and when, or `None` when KV already answers right.
+/// version up) and when, or `None` when KV already answers right. A key never written
+/// reads as no segments ([`crate::decide::EMPTY_DECISION`]), so a visitor in no segment,
+/// with no rule about to lapse, costs no write: most visitors never are in one.
 pub fn plan(
     previous: Option<&Published>,
     evaluation: &Evaluation,
     now: Millis,
 ) -> Option<(Decision, Action)> {
+    if previous.is_none() && evaluation.segments.is_empty() && evaluation.valid_until.is_none() {
+        return None;
+    }
     let next = Decision::follow(previous.map(|p| &p.decision), evaluation, now)?;
     let action = match previous {
         None => Action::WriteNow,
@@ -63,6 +68,28 @@ mod tests {
             written_at,
             pending,
         }
+    }
+
+    #[test]
+    fn a_key_never_written_needs_no_doc_until_it_has_segments_or_a_lapse() {
+        let empty = Evaluation {
+            segments: vec![],
+            valid_until: None,
+            bot: false,
+        };
+        assert_eq!(plan(None, &empty, 10_000), None);
+        let lapsing = Evaluation {
+            valid_until: Some(20_000),
+            ..empty.clone()
+        };
+        assert_eq!(
+            plan(None, &lapsing, 10_000).map(|(_, a)| a),
+            Some(Action::WriteNow)
+        );
+        // Once written, leaving every segment is a change KV must hear about.
+        let was_in = published(&["paid"], 8_000, false);
+        let (doc, action) = plan(Some(&was_in), &empty, 10_000).unwrap();
+        assert_eq!((doc.segments.len(), action), (0, Action::WriteNow));
     }
 
     #[test]

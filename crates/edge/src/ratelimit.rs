@@ -201,7 +201,7 @@ pub async fn ingest(env: &Env, ingest: &Ingest) -> Result<Stored, ApiError> {
                 "graph answered {status}: {text}"
             )))
         }
-        _ => Ok(res.json().await?),
+        _ => graph_client::read_json(&mut res).await,
     }
 }
 
