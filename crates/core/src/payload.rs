@@ -279,7 +279,16 @@ fn read_event(
 
     let message_id = match obj.remove("messageId") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) if !n.is_f64() => n.to_string(),
+        // Past 64 bits a number arrives rounded: two messages could share it and the
+        // second be dropped as a duplicate.
+        Some(Value::Number(n)) => {
+            warnings.push(format!(
+                "messageId {n} is not a whole number within 64 bits; derived from the \
+                 event's content (send messageIds as strings)"
+            ));
+            derived_message_id(text)
+        }
         None | Some(Value::Null) => {
             warnings.push("messageId missing; derived from the event's content".into());
             derived_message_id(text)
@@ -513,8 +522,13 @@ fn id_field(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, S
     match obj.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        // Some clients send numeric ids; they are the same id as text.
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        // Some clients send numeric ids; they are the same id as text. Past 64 bits (or
+        // with a fraction) the number arrived rounded, and two people could share it.
+        Some(Value::Number(n)) if !n.is_f64() => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) => Err(format!(
+            "{key} {n} is not a whole number within 64 bits: it may have been rounded \
+             (send long ids as strings)"
+        )),
         Some(other) => Err(format!(
             "{key} must be a string (got {})",
             value_kind(&other)
@@ -695,6 +709,42 @@ mod tests {
             {"messageId":"x","type":"page","anonymousId":"a","timestamp":"2024-05-02T00:00:00Z"}]}"#,
         );
         assert!(p.events[0].1.timestamp <= NOW);
+    }
+
+    #[test]
+    fn nullish_id_no_merge_rounded_numbers() {
+        // A numeric id past 64 bits arrives rounded: two people could share the rounded
+        // value, so it is refused, while whole numbers are kept exactly as text.
+        let p = read(
+            r#"{"batch":[
+              {"type":"identify","messageId":"big","anonymousId":"a-1","userId":12345678901234567890123},
+              {"type":"identify","messageId":"frac","anonymousId":"a-2","userId":12.5},
+              {"type":"identify","messageId":"ok","anonymousId":"a-3","userId":18446744073709551615},
+              {"type":"page","messageId":1e30,"anonymousId":"a-4"}
+            ]}"#,
+        );
+        let refused: Vec<_> = p
+            .rejected
+            .iter()
+            .map(|r| r.message_id.as_deref().unwrap_or(""))
+            .collect();
+        assert_eq!(refused, ["big", "frac"]);
+        assert!(
+            p.rejected[0].error.contains("send long ids as strings"),
+            "{:?}",
+            p.rejected
+        );
+        let kept: Vec<_> = p.events.iter().map(|(_, e)| e.user_id.clone()).collect();
+        assert_eq!(kept, [Some("18446744073709551615".to_owned()), None]);
+        // A rounded messageId is replaced by one derived from the event, with a warning.
+        assert!(p.events[1].1.message_id.starts_with("weft-"));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.warning.contains("messageId 1e+30 is not a whole number")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

@@ -168,6 +168,59 @@ fn junk_in_email_trait_is_a_warning_and_the_event_is_kept() {
 }
 
 #[test]
+fn nullish_id_no_merge_invisible_and_non_text_values() {
+    // A zero-width space, a NUL or `true` sent by a buggy client for every visitor would
+    // join them all like "undefined" does: each is junk, and the events stay apart.
+    let values = [
+        json!("\u{200B}"),
+        json!("\u{0}"),
+        json!("a\u{0}b"),
+        json!(true),
+        json!([]),
+        json!({}),
+    ];
+    for value in values {
+        let mut store = MemStore::new();
+        let events: Vec<Value> = ["a-1", "a-2"]
+            .iter()
+            .enumerate()
+            .map(|(i, anon)| {
+                json!({"type": "identify", "anonymousId": anon, "messageId": format!("m-{i}"),
+                       "traits": {"email": value.clone()}, "context": {"device": {"id": value.clone()}}})
+            })
+            .collect();
+        let mut config = IdentityConfig::default();
+        config
+            .fields
+            .insert("context.device.id".into(), "device_id".into());
+        let out = run(&mut store, &config, &events);
+        assert_eq!(codes(&out[1]), ["junk_id", "junk_id"], "{value}");
+        assert_eq!(
+            profile_ids(&store, "anonymous_id:a-2"),
+            set(&["anonymous_id:a-2"]),
+            "{value}"
+        );
+        if let Value::String(text) = &value {
+            let mut store = MemStore::new();
+            let wire: Vec<Value> = ["a-1", "a-2"]
+                .iter()
+                .enumerate()
+                .map(|(i, anon)| {
+                    json!({"type": "identify", "anonymousId": anon, "userId": text,
+                           "messageId": format!("u-{i}")})
+                })
+                .collect();
+            let out = run(&mut store, &IdentityConfig::default(), &wire);
+            assert_eq!(codes(&out[1]), ["junk_id"], "{value}");
+            assert_eq!(
+                profile_ids(&store, "anonymous_id:a-2"),
+                set(&["anonymous_id:a-2"])
+            );
+        }
+    }
+}
+
+#[test]
 fn quoted_junk_user_id_never_becomes_an_identifier() {
     for user in ["\"null\"", "'undefined'", "\"None\"", "\"\"", " \"NaN\" "] {
         let mut store = MemStore::new();

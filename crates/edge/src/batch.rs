@@ -1,5 +1,5 @@
 //! The identity store of one ingest request: the graph's rows the request needs, read in
-//! a few statements up front, changed in memory, and written back in a few statements.
+//! one statement up front, changed in memory, and written back in a few statements.
 //!
 //! Going through [`SqlStore`] one step at a time costs a dozen statements per event,
 //! each a crossing from wasm into the runtime with its values converted both ways.
@@ -7,12 +7,14 @@
 //! and which of its messageIds were seen before ([`BatchStore::prefetch`]); the engine
 //! then runs against memory, and [`BatchStore::flush`] writes every changed row with one
 //! statement per table, the rows passed as one JSON array that SQLite unpacks with
-//! `json_each`. Rare steps (merge log, blocks, moving a merged profile's stored events)
-//! go to SQL at once through the [`SqlStore`] underneath.
+//! `json_each`. Merges log and move events in memory too; only the rarest steps (an
+//! undo's blocks) go to SQL at once through the [`SqlStore`] underneath.
 //!
-//! The whole request still runs in one synchronous turn, so what [`BatchStore::flush`]
-//! writes commits atomically before the answer. `seen` is written last: if an earlier
-//! statement fails, the request answers 500 and a resend is not taken for a duplicate.
+//! Nothing is written before [`BatchStore::flush`], and the whole request runs in one
+//! synchronous turn, so what it writes commits together before the answer. A fault while
+//! resolving answers 500 with storage untouched. `seen` is written last: if an earlier
+//! statement of the flush fails, the request answers 500 and a resend is not taken for a
+//! duplicate.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -40,6 +42,13 @@ enum Slot {
 struct Body {
     start: usize,
     len: usize,
+}
+
+/// A change to events stored before this request.
+#[derive(Debug, Clone, Copy)]
+enum EventChange {
+    Move { from: ProfileId, into: ProfileId },
+    Drop(ProfileId),
 }
 
 /// An event to append to a profile's stored events.
@@ -76,6 +85,12 @@ pub struct BatchStore<'s> {
     remembered: Vec<(String, String, Millis)>,
     remembered_set: HashSet<(String, String)>,
     events: Vec<Appended>,
+    /// Stored events to move to another profile (merges) or drop, in order.
+    event_changes: Vec<EventChange>,
+    /// Merges logged by this request.
+    merges: Vec<Merge>,
+    /// The highest merge id in the log, once read.
+    last_merge: Option<MergeId>,
     archived: Vec<(Millis, Body)>,
     /// The last profile id handed out, as stored (`None`: none yet).
     last_profile: Option<ProfileId>,
@@ -105,6 +120,9 @@ impl<'s> BatchStore<'s> {
             remembered: Vec::new(),
             remembered_set: HashSet::new(),
             events: Vec::new(),
+            event_changes: Vec::new(),
+            merges: Vec::new(),
+            last_merge: None,
             archived: Vec::new(),
             last_profile: None,
             counter_read: false,
@@ -265,6 +283,15 @@ impl<'s> BatchStore<'s> {
             .map(|_| ())
             .map_err(|e| StoreError::Backend(e.to_string()))
         };
+        for change in std::mem::take(&mut self.event_changes) {
+            match change {
+                EventChange::Move { from, into } => self.base.move_events(from, into)?,
+                EventChange::Drop(profile) => self.base.drop_events(profile)?,
+            }
+        }
+        for merge in std::mem::take(&mut self.merges) {
+            self.base.insert_merge(&merge)?;
+        }
         let mut saved = Vec::new();
         let mut deleted = Vec::new();
         for id in std::mem::take(&mut self.dirty) {
@@ -511,6 +538,12 @@ impl Store for BatchStore<'_> {
     }
 
     fn events_of(&self, profile: ProfileId) -> Result<Vec<Event>, StoreError> {
+        if !self.event_changes.is_empty() {
+            // Ingest never reads events back; only an undo would, after moving some.
+            return Err(StoreError::Backend(
+                "stored events read while moves of them are pending".into(),
+            ));
+        }
         let mut events = self.base.events_of(profile)?;
         for appended in self.events.iter().filter(|e| e.profile == profile) {
             events.push(
@@ -522,7 +555,7 @@ impl Store for BatchStore<'_> {
     }
 
     fn move_events(&mut self, from: ProfileId, into: ProfileId) -> Result<(), StoreError> {
-        self.base.move_events(from, into)?;
+        self.event_changes.push(EventChange::Move { from, into });
         for appended in self.events.iter_mut().filter(|e| e.profile == from) {
             appended.profile = into;
         }
@@ -530,25 +563,54 @@ impl Store for BatchStore<'_> {
     }
 
     fn drop_events(&mut self, profile: ProfileId) -> Result<(), StoreError> {
-        self.base.drop_events(profile)?;
+        self.event_changes.push(EventChange::Drop(profile));
         self.events.retain(|e| e.profile != profile);
         Ok(())
     }
 
-    fn record_merge(&mut self, merge: Merge) -> Result<MergeId, StoreError> {
-        self.base.record_merge(merge)
+    fn record_merge(&mut self, mut merge: Merge) -> Result<MergeId, StoreError> {
+        let last = match self.last_merge {
+            Some(last) => last,
+            None => crate::sql_store::scalar::<f64>(
+                self.base.sql(),
+                "SELECT MAX(id) AS v FROM merges",
+                vec![],
+            )
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_or(0, |n| n as MergeId),
+        };
+        merge.id = last + 1;
+        self.last_merge = Some(merge.id);
+        self.merges.push(merge);
+        Ok(last + 1)
     }
 
     fn merge(&self, id: MergeId) -> Result<Option<Merge>, StoreError> {
-        self.base.merge(id)
+        match self.merges.iter().find(|m| m.id == id) {
+            Some(merge) => Ok(Some(merge.clone())),
+            None => self.base.merge(id),
+        }
     }
 
     fn merges_of(&self, profile: ProfileId) -> Result<Vec<Merge>, StoreError> {
-        self.base.merges_of(profile)
+        let mut merges = self.base.merges_of(profile)?;
+        merges.extend(
+            self.merges
+                .iter()
+                .filter(|m| m.from == profile || m.into == profile)
+                .cloned(),
+        );
+        Ok(merges)
     }
 
     fn mark_undone(&mut self, id: MergeId, at: Millis) -> Result<(), StoreError> {
-        self.base.mark_undone(id, at)
+        match self.merges.iter_mut().find(|m| m.id == id) {
+            Some(merge) => {
+                merge.undone = Some(at);
+                Ok(())
+            }
+            None => self.base.mark_undone(id, at),
+        }
     }
 
     fn block(&mut self, a: &Identifier, b: &Identifier) -> Result<(), StoreError> {

@@ -236,6 +236,9 @@ impl IdentityGraph {
                 .map_err(to_worker)?;
             let any_suppressed = known.any_erased;
             let mut archived = false;
+            // Nothing is written until every event is resolved: a fault part-way answers
+            // 500 and leaves storage as it was, so the resend finds nothing half-done.
+            let mut gone_profiles = Vec::new();
             for (position, (event, raw)) in events.iter().zip(&ingest.events).enumerate() {
                 let warn = |warning: String| GraphWarning {
                     message_id: event.message_id.clone(),
@@ -301,7 +304,7 @@ impl IdentityGraph {
                         }
                         for gone in &outcome.deleted {
                             changed.remove(gone);
-                            forget_profile(&sql, *gone)?;
+                            gone_profiles.push(*gone);
                         }
                     }
                     Err(IngestError::NoIdentifier(warnings)) => {
@@ -317,6 +320,9 @@ impl IdentityGraph {
             }
             drop(segments);
             store.flush().map_err(to_worker)?;
+            for gone in gone_profiles {
+                forget_profile(&sql, gone)?;
+            }
             let planned = self
                 .publish_changes(&store, &changed, Some(known.evaluations), now)
                 .map_err(to_worker)?;

@@ -140,6 +140,23 @@ impl SqlStore {
         )
     }
 
+    /// Adds a merge, its id already assigned, to the log.
+    ///
+    /// # Errors
+    /// The SQL error.
+    pub fn insert_merge(&self, merge: &Merge) -> Result<(), StoreError> {
+        let body = to_json(merge)?;
+        self.exec(
+            "INSERT INTO merges (id, from_id, into_id, body) VALUES (?, ?, ?, ?)",
+            vec![
+                id_param(merge.id),
+                id_param(merge.from),
+                id_param(merge.into),
+                body.into(),
+            ],
+        )
+    }
+
     /// Whether `(source, message_id)` was stored before.
     ///
     /// # Errors
@@ -323,16 +340,7 @@ impl Store for SqlStore {
         let last: Option<f64> =
             scalar(&self.sql, "SELECT MAX(id) AS v FROM merges", vec![]).map_err(backend)?;
         merge.id = last.map_or(1, |n| n as MergeId + 1);
-        let body = to_json(&merge)?;
-        self.exec(
-            "INSERT INTO merges (id, from_id, into_id, body) VALUES (?, ?, ?, ?)",
-            vec![
-                id_param(merge.id),
-                id_param(merge.from),
-                id_param(merge.into),
-                body.into(),
-            ],
-        )?;
+        self.insert_merge(&merge)?;
         Ok(merge.id)
     }
 

@@ -100,8 +100,9 @@ pub(crate) fn each<'e, 'c>(
     }
     for (path, kind) in &config.fields {
         match lookup(event, path) {
-            Some(Cow::Borrowed(raw)) => on(item(IdKind::from_name(kind), raw, path)),
-            Some(Cow::Owned(raw)) => {
+            Some(Ok(Cow::Borrowed(raw))) => on(item(IdKind::from_name(kind), raw, path)),
+            Some(Err(junk)) => on(Item::Junk { field: path, junk }),
+            Some(Ok(Cow::Owned(raw))) => {
                 let kind = IdKind::from_name(kind);
                 on(match normalise::value_ref(&kind, &raw, junk) {
                     Ok(value) => Item::Id {
@@ -117,7 +118,7 @@ pub(crate) fn each<'e, 'c>(
     }
     for path in &config.ga_cookie {
         if let Some(raw) = lookup(event, path) {
-            on(match normalise::ga_client_id(&raw) {
+            on(match raw.and_then(|raw| normalise::ga_client_id(&raw)) {
                 Ok(value) => Item::Id {
                     kind: IdKind::Other("ga_client_id".into()),
                     value: Cow::Owned(value),
@@ -144,8 +145,9 @@ impl<'c> Extracted<'c> {
     }
 }
 
-/// The string (or number, as text) at a dotted path from the event's root.
-fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
+/// The string (or whole number, as text) at a dotted path from the event's root; `None`
+/// when nothing or `null` is there, [`Junk::NotText`] for any other value.
+fn lookup<'e>(event: &'e Event, path: &str) -> Option<Result<Cow<'e, str>, Junk>> {
     let roots = [
         ("traits.", &event.traits),
         ("context.", &event.context),
@@ -166,9 +168,15 @@ fn lookup<'e>(event: &'e Event, path: &str) -> Option<Cow<'e, str>> {
         rest = tail;
     }
     match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
+        Value::String(s) => Some(Ok(Cow::Borrowed(s))),
+        Value::Number(n) if n.is_f64() => {
+            Some(Err(Junk::NotText("a fractional or rounded number")))
+        }
+        Value::Number(n) => Some(Ok(Cow::Owned(n.to_string()))),
+        Value::Null => None,
+        Value::Bool(_) => Some(Err(Junk::NotText("a boolean"))),
+        Value::Array(_) => Some(Err(Junk::NotText("an array"))),
+        Value::Object(_) => Some(Err(Junk::NotText("an object"))),
     }
 }
 

@@ -49,6 +49,23 @@ pub enum Junk {
     /// A `_ga` cookie value that does not have the `GA1.<depth>.<client id>` shape.
     #[error("_ga cookie {0:?} has no client id (expected GA1.<depth>.<client id>)")]
     NotGaCookie(String),
+    /// Holds a control character (`\u0000`, a line break, ...): no real id does, and a
+    /// client that sends one sends it for everybody.
+    #[error("value holds a control character")]
+    Control,
+    /// Not text: a boolean, an array, an object, or a number that is not a whole number
+    /// (a long numeric id arrives rounded, so two people could share it).
+    #[error("expected a string or a whole number (got {0})")]
+    NotText(&'static str),
+}
+
+/// Characters that show nothing: a value made only of them and whitespace is empty.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+        )
 }
 
 /// Normalises `raw` as a value of `kind`, refusing junk.
@@ -84,13 +101,18 @@ pub(crate) fn value_ref<'a>(
     let trimmed = if printable(raw.as_bytes().first()) && printable(raw.as_bytes().last()) {
         raw
     } else {
-        raw.trim()
+        raw.trim_matches(is_invisible)
     };
+    if trimmed.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!trimmed.is_ascii() && trimmed.chars().any(char::is_control))
+    {
+        return Err(Junk::Control);
+    }
     if trimmed.len() > MAX_LEN {
         return Err(Junk::TooLong(trimmed.len()));
     }
     let inner = if trimmed.starts_with(['"', '\'']) {
-        unquote(trimmed).trim()
+        unquote(trimmed).trim_matches(is_invisible)
     } else {
         trimmed
     };
@@ -216,6 +238,27 @@ mod tests {
         for raw in junk {
             assert!(is_junk(&IdKind::UserId, raw, &[]), "{raw:?} should be junk");
         }
+    }
+
+    #[test]
+    fn invisible_and_control_values_are_junk() {
+        let cases = [
+            ("\u{200B}", Junk::Empty),
+            ("\u{FEFF}\u{00A0}", Junk::Empty),
+            ("\"\u{200B}\"", Junk::Empty),
+            ("\u{0}", Junk::Control),
+            ("a\u{0}b", Junk::Control),
+            ("user\n1", Junk::Control),
+            ("i\u{85}d", Junk::Control),
+        ];
+        for (raw, junk) in cases {
+            assert_eq!(value(&IdKind::UserId, raw, &[]), Err(junk), "{raw:?}");
+        }
+        // Invisible characters at the ends of a real id are trimmed like spaces.
+        assert_eq!(
+            value(&IdKind::UserId, "\u{200B}user-1\u{FEFF}", &[]).as_deref(),
+            Ok("user-1")
+        );
     }
 
     #[test]
