@@ -16,7 +16,9 @@
 //!   the same worker. Batches are counted by the collector's `accepted` counter (events
 //!   / 100), so a request cut off when wrk stops is not miscounted.
 //! - Batches: wrk runs of `bench/wrk/batch.lua` (100 events, unique messageIds) until at
-//!   least 2,000 batches are in, or the time cap passes (then the part fails).
+//!   least 2,000 batches are in, or the time cap passes (then the part fails). The same
+//!   bodies then go to `/v1/bench/hop`, which carries them to the identity graph's object
+//!   and back unread: the runtime's own floor for a batch.
 //! - Freshness: visitors are first primed (one paid-search page view of /pricing each);
 //!   then, one visitor at a time, the second /pricing view is posted and `/v1/decide` polled
 //!   from the moment the collector acknowledges it until the segment shows.
@@ -82,6 +84,7 @@ runPart("edge", async () => {
     const seeded = await seed(worker);
     const reads = await decideVsBare(worker, seeded);
     const batches = await batchRuns(worker, reads.noopCpuMs);
+    batches.hopCpuMs = await hopCpu(worker, reads.noopCpuMs);
     const freshness = await freshnessTrials(worker);
     saveResult("edge", { seededDoc: seeded.doc, ...reads, batches, freshness });
   } catch (error) {
@@ -239,6 +242,27 @@ async function decideVsBare(worker, seeded) {
     bareCpuMsOverNoop: netCpu("bare"),
     noopCpuMs,
   };
+}
+
+/**
+ * The runtime's own floor for a batch: the same 100-event bodies posted to
+ * `/v1/bench/hop`, which carries them to the identity graph's object and back unread.
+ * CPU per request minus the no-op route's, a median of ROUNDS runs.
+ */
+async function hopCpu(worker, noopCpuMs) {
+  const url = `${worker.url}/v1/bench/hop`;
+  const runs = [];
+  for (let i = 0; i < ROUNDS; i += 1) {
+    const m = await wrkWithCpu(worker, {
+      url,
+      seconds: SECONDS,
+      script: "batch.lua",
+      args: [`hop${i}`, DEMO_WRITE_KEY],
+    });
+    runs.push((1000 * m.cpuSeconds) / m.requests - noopCpuMs);
+  }
+  console.log(`edge: hop runs: ${runs.map((x) => x.toFixed(2)).join(", ")} ms per request`);
+  return round(median(runs));
 }
 
 /** wrk runs of 100-event batches until MIN_BATCHES are in (at least ROUNDS runs). */

@@ -274,6 +274,11 @@ function edgeRows(edge, peer) {
     ),
     row(
       area,
+      "of which the runtime's floor: the same body to the Durable Object and back, unread",
+      b.hopCpuMs === undefined ? "not measured" : `${num(b.hopCpuMs, 2)} ms`,
+    ),
+    row(
+      area,
       "runtime CPU per request, minus no-op: decide (bare KV route)",
       `${num(edge.decideCpuMsOverNoop, 3)} ms (${num(edge.bareCpuMsOverNoop, 3)} ms); no-op ` +
         `${num(edge.noopCpuMs, 3)} ms`,

@@ -83,7 +83,7 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
         };
     };
     if let Some(which) = name.strip_prefix("bench/") {
-        return bench_route(env, which).await;
+        return bench_route(req, env, which).await;
     }
     if name == "decide" {
         return match method {
@@ -102,8 +102,9 @@ async fn route(req: Request, env: &Env, path: &str, method: Method) -> Result<Re
 
 /// Routes for `make bench` to measure against, present only when the `WEFT_BENCH` var is
 /// `1`: `noop` answers without any work, `bare` reads one KV key (`bench:bare`) and
-/// returns it, the least a decide route can do.
-async fn bench_route(env: &Env, which: &str) -> Result<Response, ApiError> {
+/// returns it, the least a decide route can do, and `hop` carries the request's body to
+/// the identity graph's object and back unread, the least a collector request can cost.
+async fn bench_route(mut req: Request, env: &Env, which: &str) -> Result<Response, ApiError> {
     let enabled = env
         .var("WEFT_BENCH")
         .map(|v| v.to_string() == "1")
@@ -115,6 +116,10 @@ async fn bench_route(env: &Env, which: &str) -> Result<Response, ApiError> {
             let mut res = Response::ok(doc.unwrap_or_default())?;
             res.headers_mut().set("content-type", "application/json")?;
             Ok(res)
+        }
+        (true, "hop") => {
+            let body = String::from_utf8_lossy(&req.bytes().await?).into_owned();
+            graph_client::call(env, Method::Post, "/bench/hop", Some(body)).await
         }
         _ => Err(ApiError::NotFound(format!("/v1/bench/{which}"))),
     }
