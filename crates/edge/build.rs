@@ -7,7 +7,11 @@ use std::path::Path;
 use std::{env, fs};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read when the script runs, not baked in when it is compiled: a build script binary
+    // is reused by checkouts at other paths that share a target folder.
+    let manifest =
+        env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|e| panic!("CARGO_MANIFEST_DIR: {e}"));
+    let root = Path::new(&manifest).join("../..");
     let segments_dir = root.join("segments");
     let config = root.join("weft.toml");
     println!("cargo:rerun-if-changed={}", segments_dir.display());
