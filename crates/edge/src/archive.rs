@@ -21,6 +21,12 @@ pub const FLUSH_DELAY: Millis = 5 * SECOND;
 /// The most events written to one object.
 pub const MAX_PER_OBJECT: usize = 5_000;
 
+/// The most bytes of events written to one object (one SQL value holds at most 2 MB).
+pub const MAX_OBJECT_BYTES: usize = 1 << 20;
+
+/// The most objects one alarm writes; what remains waits for the next.
+const MAX_OBJECTS_PER_FLUSH: usize = 20;
+
 #[derive(Deserialize)]
 struct Queued {
     body: String,
@@ -45,15 +51,23 @@ pub fn object_key(received_at: Millis, first: u64, last: u64) -> String {
 /// The SQL or R2 error; the queue is kept and the next alarm tries again.
 pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
     let mut written = 0;
-    loop {
-        // SQLite joins the bodies into NDJSON itself: one string crosses into wasm.
+    // A busy object may queue faster than one alarm writes; the next alarm goes on.
+    for _ in 0..MAX_OBJECTS_PER_FLUSH {
+        // SQLite joins the bodies into NDJSON itself, so one string crosses into wasm; a
+        // flush stops short of the platform's 2 MB limit on one SQL value.
         let row = sql
             .exec(
                 "SELECT COUNT(*), MIN(seq), MAX(seq), \
                  (SELECT received_at FROM archive_queue ORDER BY seq LIMIT 1), \
                  group_concat(body, char(10) ORDER BY seq) \
-                 FROM (SELECT seq, body FROM archive_queue ORDER BY seq LIMIT ?)",
-                vec![(MAX_PER_OBJECT as i64).into()],
+                 FROM (SELECT seq, body, \
+                 SUM(length(CAST(body AS BLOB)) + 1) OVER (ORDER BY seq) AS upto \
+                 FROM archive_queue ORDER BY seq LIMIT ?1) \
+                 WHERE upto <= ?2 OR seq = (SELECT MIN(seq) FROM archive_queue)",
+                vec![
+                    (MAX_PER_OBJECT as i64).into(),
+                    (MAX_OBJECT_BYTES as i64).into(),
+                ],
             )?
             .raw()
             .next()
@@ -79,10 +93,8 @@ pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
             vec![(last as i64).into()],
         )?;
         written += count as usize;
-        if (count as usize) < MAX_PER_OBJECT {
-            return Ok(written);
-        }
     }
+    Ok(written)
 }
 
 /// A whole, non-negative number from a SQL value.

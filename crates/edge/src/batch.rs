@@ -10,11 +10,13 @@
 //! `json_each`. Merges log and move events in memory too; only the rarest steps (an
 //! undo's blocks) go to SQL at once through the [`SqlStore`] underneath.
 //!
-//! Nothing is written before [`BatchStore::flush`], and the whole request runs in one
-//! synchronous turn, so what it writes commits together before the answer. A fault while
-//! resolving answers 500 with storage untouched. `seen` is written last: if an earlier
-//! statement of the flush fails, the request answers 500 and a resend is not taken for a
-//! duplicate.
+//! Nothing is written before [`BatchStore::flush`], which the object runs inside the
+//! storage's `transactionSync`: a fault while resolving answers 500 with storage
+//! untouched, and a statement of the flush that fails takes back those before it, so a
+//! resend is resolved afresh. Rows go to SQL in parameters of at most 1 MiB each (the
+//! platform takes 2 MB in one value). Segment decisions are written after the
+//! transaction; if that fails, the request answers 500, and the affected profiles are
+//! judged again on their next event.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -68,8 +70,8 @@ pub struct Prefetched {
 }
 
 /// The identity store of one ingest request (see the module's documentation).
-pub struct BatchStore<'s> {
-    base: &'s mut SqlStore,
+pub struct BatchStore {
+    base: SqlStore,
     /// Owners known for identifiers: `None` when the identifier is in no profile.
     owners: HashMap<Identifier, Option<ProfileId>>,
     /// Identifier rows to write: the profile and first-seen time to insert or move to,
@@ -106,9 +108,9 @@ pub struct BatchStore<'s> {
     body: Option<Body>,
 }
 
-impl<'s> BatchStore<'s> {
+impl BatchStore {
     /// An empty batch over `base`.
-    pub fn new(base: &'s mut SqlStore) -> BatchStore<'s> {
+    pub fn new(base: SqlStore) -> BatchStore {
         BatchStore {
             base,
             owners: HashMap::new(),
@@ -265,11 +267,7 @@ impl<'s> BatchStore<'s> {
     /// [`StoreError`] when a statement fails.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let sql = self.base.sql().clone();
-        let run = |query: &str, param: String| {
-            sql.exec(query, vec![SqlStorageValue::String(param)])
-                .map(|_| ())
-                .map_err(|e| StoreError::Backend(e.to_string()))
-        };
+        let run = |query: &str, rows: &[Value]| write_rows(&sql, query, rows);
         // Rows naming a body by its byte range, cut from the blob of bodies (substr
         // counts bytes in a blob, from 1).
         let with_bodies = |query: &str, rows: String, bodies: &[u8]| {
@@ -310,19 +308,15 @@ impl<'s> BatchStore<'s> {
                 }
             }
         }
-        if !saved.is_empty() {
-            run(
-                "INSERT OR REPLACE INTO profiles (id, body) \
-                 SELECT value ->> 0, value ->> 1 FROM json_each(?)",
-                Value::Array(saved).to_string(),
-            )?;
-        }
-        if !deleted.is_empty() {
-            run(
-                "DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?))",
-                json_param(&deleted)?,
-            )?;
-        }
+        run(
+            "INSERT OR REPLACE INTO profiles (id, body) \
+             SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+            &saved,
+        )?;
+        run(
+            "DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?))",
+            &json_values(&deleted)?,
+        )?;
         let mut linked = Vec::new();
         let mut unlinked = Vec::new();
         for (id, held) in self.links.drain() {
@@ -333,20 +327,16 @@ impl<'s> BatchStore<'s> {
                 None => unlinked.push((id.kind.as_str().to_owned(), id.value)),
             }
         }
-        if !unlinked.is_empty() {
-            run(
-                "DELETE FROM identifiers WHERE (kind, value) IN \
-                 (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-                json_param(&unlinked)?,
-            )?;
-        }
-        if !linked.is_empty() {
-            run(
-                "INSERT OR REPLACE INTO identifiers (kind, value, profile_id, first_seen) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-                json_param(&linked)?,
-            )?;
-        }
+        run(
+            "DELETE FROM identifiers WHERE (kind, value) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            &json_values(&unlinked)?,
+        )?;
+        run(
+            "INSERT OR REPLACE INTO identifiers (kind, value, profile_id, first_seen) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+            &json_values(&linked)?,
+        )?;
         if !self.events.is_empty() {
             let rows: Vec<(ProfileId, Millis, usize, usize)> = self
                 .events
@@ -391,7 +381,7 @@ impl<'s> BatchStore<'s> {
             run(
                 "INSERT OR IGNORE INTO seen (source, message_id, at) \
                  SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
-                json_param(&self.remembered)?,
+                &json_values(&self.remembered)?,
             )?;
             for (source, message, _) in self.remembered.drain(..) {
                 self.seen_before.insert((source, message));
@@ -414,6 +404,44 @@ fn json_param<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreEr
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
+fn json_values<T: serde::Serialize>(rows: &[T]) -> Result<Vec<Value>, StoreError> {
+    rows.iter()
+        .map(|row| serde_json::to_value(row).map_err(|e| StoreError::Backend(e.to_string())))
+        .collect()
+}
+
+/// The most bytes of rows passed in one parameter: the platform takes at most 2 MB in one
+/// SQL value.
+const MAX_PARAM_BYTES: usize = 1 << 20;
+
+/// Runs `query` over `rows`, passed as JSON arrays that it unpacks with `json_each`: no
+/// statement when there are none, several when they would not fit one parameter.
+pub fn write_rows(sql: &worker::SqlStorage, query: &str, rows: &[Value]) -> Result<(), StoreError> {
+    let mut param = String::from("[");
+    for (n, row) in rows.iter().enumerate() {
+        let text = row.to_string();
+        if param.len() > 1 && param.len() + text.len() + 1 > MAX_PARAM_BYTES {
+            param.push(']');
+            exec_rows(sql, query, std::mem::replace(&mut param, String::from("[")))?;
+        }
+        if param.len() > 1 {
+            param.push(',');
+        }
+        param.push_str(&text);
+        if n + 1 == rows.len() {
+            param.push(']');
+            exec_rows(sql, query, std::mem::take(&mut param))?;
+        }
+    }
+    Ok(())
+}
+
+fn exec_rows(sql: &worker::SqlStorage, query: &str, param: String) -> Result<(), StoreError> {
+    sql.exec(query, vec![SqlStorageValue::String(param)])
+        .map(|_| ())
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn text(value: &SqlStorageValue) -> Option<&str> {
     match value {
         SqlStorageValue::String(s) => Some(s),
@@ -433,7 +461,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("unexpected {what} shape"))
 }
 
-impl Store for BatchStore<'_> {
+impl Store for BatchStore {
     fn profile_of(&self, id: &Identifier) -> Result<Option<ProfileId>, StoreError> {
         match self.owners.get(id) {
             Some(owner) => Ok(*owner),

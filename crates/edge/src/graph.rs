@@ -15,11 +15,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
 use weft_core::event::Event;
 use weft_core::identity::{self, IdKind, Identifier, IngestError, Store};
 use weft_core::profile::{Profile, ProfileId};
@@ -48,6 +51,7 @@ pub mod bundled {
 pub struct IdentityGraph {
     state: State,
     env: Env,
+    storage: JsValue,
     sql: SqlStorage,
     store: RefCell<SqlStore>,
     segments: RefCell<Segments>,
@@ -76,6 +80,10 @@ struct KvWrite {
 impl DurableObject for IdentityGraph {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
+        // The raw storage object, for `transactionSync`, which the crate does not wrap.
+        let raw = state._inner();
+        let storage: JsValue = raw.storage().map(Into::into).unwrap_or(JsValue::UNDEFINED);
+        let state = State::from(raw);
         // Never panic here: a constructor that fails leaves the object failing every
         // request until restarted. Faults are kept and answered as 500s naming them.
         let mut startup_error = sql_store::migrate(&sql)
@@ -91,6 +99,7 @@ impl DurableObject for IdentityGraph {
         IdentityGraph {
             state,
             env,
+            storage,
             sql: sql.clone(),
             store: RefCell::new(SqlStore::new(sql)),
             segments: RefCell::new(segments),
@@ -166,6 +175,12 @@ impl DurableObject for IdentityGraph {
             writes.extend(self.publish_profiles(&ids, now).map_err(to_worker)?);
             // Coalesced docs whose second is over.
             writes.extend(self.due_pending(now)?);
+            // Deletes of erased visitors' docs that KV has not confirmed.
+            let deletes: Vec<KeyRow> = sql.exec("SELECT key FROM kv_deletes", None)?.to_array()?;
+            writes.extend(deletes.into_iter().map(|row| KvWrite {
+                key: row.key,
+                doc: None,
+            }));
             self.prune(now)?;
             writes
         };
@@ -195,9 +210,48 @@ struct IdRow {
     id: f64,
 }
 
+#[derive(Deserialize)]
+struct KeyRow {
+    key: String,
+}
+
 impl IdentityGraph {
     fn sql(&self) -> SqlStorage {
         self.sql.clone()
+    }
+
+    /// Runs `work` inside the storage's `transactionSync`: when it fails, every statement
+    /// it ran is taken back.
+    fn transaction<T: 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, String> + 'static,
+    ) -> worker::Result<T> {
+        let out: Rc<RefCell<Option<Result<T, String>>>> = Rc::new(RefCell::new(None));
+        let slot = Rc::clone(&out);
+        let mut work = Some(work);
+        let body = Closure::<dyn FnMut() -> Result<(), JsValue>>::new(move || {
+            let Some(work) = work.take() else {
+                return Err(JsValue::from_str("transaction body called twice"));
+            };
+            let result = work();
+            let failed = result.as_ref().err().map(|e| JsValue::from_str(e));
+            *slot.borrow_mut() = Some(result);
+            // Throwing makes the runtime roll the transaction back.
+            failed.map_or(Ok(()), Err)
+        });
+        let run = js_sys::Reflect::get(&self.storage, &JsValue::from_str("transactionSync"))
+            .and_then(JsCast::dyn_into::<js_sys::Function>)
+            .map_err(|_| worker::Error::RustError("storage has no transactionSync".into()))?;
+        let called = run.call1(&self.storage, body.as_ref());
+        let result = out.borrow_mut().take();
+        match result {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(worker::Error::RustError(e)),
+            None => Err(worker::Error::RustError(format!(
+                "transaction did not run: {:?}",
+                called.err()
+            ))),
+        }
     }
 
     async fn ingest(&self, body: &str, now: Millis) -> worker::Result<Response> {
@@ -232,8 +286,7 @@ impl IdentityGraph {
             let mut stored = Stored::default();
             let mut changed = Changed::new();
             let segments = self.segments.borrow();
-            let mut base = self.store.borrow_mut();
-            let mut store = BatchStore::new(&mut base);
+            let mut store = BatchStore::new(SqlStore::new(sql.clone()));
             let known = store
                 .prefetch(&request_ids(&events, config), &request_messages(&events))
                 .map_err(to_worker)?;
@@ -322,7 +375,11 @@ impl IdentityGraph {
                 }
             }
             drop(segments);
-            store.flush().map_err(to_worker)?;
+            // One transaction: a statement that fails takes back those before it.
+            let store = self.transaction(move || {
+                let mut store = store;
+                store.flush().map(|()| store).map_err(|e| e.to_string())
+            })?;
             for gone in gone_profiles {
                 forget_profile(&sql, gone)?;
             }
@@ -330,7 +387,6 @@ impl IdentityGraph {
                 .publish_changes(&store, &changed, Some(known.evaluations), now)
                 .map_err(to_worker)?;
             drop(store);
-            drop(base);
             tally("decisions_written".into(), planned.written);
             counts.retain(|_, n| *n > 0);
             count_all(&sql, &counts)?;
@@ -539,13 +595,25 @@ impl IdentityGraph {
         }))
         .await;
         for (write, result) in writes.iter().zip(results) {
-            if let Err(e) = result {
+            match (result, &write.doc) {
+                (Ok(()), Some(_)) => {}
+                // The delete is done: the alarm need not try it again.
+                (Ok(()), None) => {
+                    let _ = self.sql().exec(
+                        "DELETE FROM kv_deletes WHERE key = ?",
+                        vec![write.key.as_str().into()],
+                    );
+                }
                 // Keep the doc pending: the alarm tries again.
-                log_error("kv write failed", &e.to_string());
-                let _ = self.sql().exec(
-                    "UPDATE published SET pending = 1 WHERE key = ?",
-                    vec![write.key.as_str().into()],
-                );
+                (Err(e), Some(_)) => {
+                    log_error("kv write failed", &e.to_string());
+                    let _ = self.sql().exec(
+                        "UPDATE published SET pending = 1 WHERE key = ?",
+                        vec![write.key.as_str().into()],
+                    );
+                }
+                // The key stays in kv_deletes: the alarm tries again.
+                (Err(e), None) => log_error("kv delete failed", &e.to_string()),
             }
         }
     }
@@ -557,13 +625,15 @@ impl IdentityGraph {
             pending: Option<f64>,
             lapse: Option<f64>,
             queued: Option<f64>,
+            deletes: Option<f64>,
         }
         let due: Due = self
             .sql()
             .exec(
                 "SELECT (SELECT MIN(written_at) FROM published WHERE pending = 1) AS pending, \
                  (SELECT MIN(at) FROM lapses) AS lapse, \
-                 (SELECT MIN(seq) FROM archive_queue) AS queued",
+                 (SELECT MIN(seq) FROM archive_queue) AS queued, \
+                 (SELECT MIN(at) FROM kv_deletes) AS deletes",
                 None,
             )?
             .one()?;
@@ -571,6 +641,7 @@ impl IdentityGraph {
             due.pending.map(|w| w as Millis + publish::MIN_WRITE_GAP),
             due.lapse.map(|at| at as Millis),
             due.queued.map(|_| now + archive::FLUSH_DELAY),
+            due.deletes.map(|_| now + archive::FLUSH_DELAY),
         ]
         .into_iter()
         .flatten()
@@ -594,11 +665,13 @@ impl IdentityGraph {
             self.alarm_at.set(Some(current));
             return Ok(());
         }
-        let delay = (at - now).max(1);
+        // The delay counts from the clock as it is now, not when the request began.
+        let clock = now.max(worker::Date::now().as_millis() as Millis);
+        let delay = (at - clock).max(1);
         storage
             .set_alarm(std::time::Duration::from_millis(delay as u64))
             .await?;
-        self.alarm_at.set(Some(Some(now + delay)));
+        self.alarm_at.set(Some(Some(clock + delay)));
         Ok(())
     }
 
@@ -706,6 +779,11 @@ impl IdentityGraph {
                     "DELETE FROM published WHERE key = ?",
                     vec![key.as_str().into()],
                 )?;
+                // Kept until KV confirms the delete; the alarm retries one that failed.
+                sql.exec(
+                    "INSERT OR REPLACE INTO kv_deletes (key, at) VALUES (?, ?)",
+                    vec![key.as_str().into(), now.into()],
+                )?;
                 writes.push(KvWrite { key, doc: None });
             }
             store.drop_events(profile.id).map_err(to_worker)?;
@@ -715,6 +793,7 @@ impl IdentityGraph {
             (writes, hashes)
         };
         self.write_kv(writes).await;
+        self.schedule(now).await?;
         // The archive keeps a tombstone every reader and the replay honour.
         let tombstone = archive::tombstone(&self.env, &hashes, now).await;
         Response::from_json(&json!({
@@ -905,6 +984,7 @@ impl IdentityGraph {
         let ids = BTreeSet::from([merge.into]);
         let writes = self.publish_profiles(&ids, now).map_err(to_worker)?;
         self.write_kv(writes).await;
+        self.schedule(now).await?;
         Response::from_json(&merge)
     }
 
@@ -1156,19 +1236,19 @@ fn read_evaluations(
         .collect())
 }
 
-/// Runs a statement over `rows`, passed as one JSON array that it unpacks with
-/// `json_each`; no statement at all when there are none.
+/// Runs a statement over `rows`, passed as JSON arrays that it unpacks with `json_each`
+/// (see [`crate::batch::write_rows`]).
 fn write_rows<T: serde::Serialize>(
     sql: &SqlStorage,
     query: &str,
     rows: &[T],
 ) -> Result<(), String> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sql.exec(query, vec![json_text(rows)?.into()])
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let values = rows
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    crate::batch::write_rows(sql, query, &values).map_err(|e| e.to_string())
 }
 
 /// The rows of a statement that unpacks them with `json_each`.

@@ -50,6 +50,7 @@ const SCHEMA_V1: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS lapses_by_time ON lapses (at)",
     "CREATE TABLE IF NOT EXISTS evaluations (profile_id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, count INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS kv_deletes (key TEXT PRIMARY KEY, at INTEGER NOT NULL)",
 ];
 
 /// Creates the tables, or brings an older schema forward to [`SCHEMA_VERSION`].
