@@ -57,13 +57,16 @@ pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
         // flush stops short of the platform's 2 MB limit on one SQL value.
         let row = sql
             .exec(
-                "SELECT COUNT(*), MIN(seq), MAX(seq), \
-                 (SELECT received_at FROM archive_queue ORDER BY seq LIMIT 1), \
-                 group_concat(body, char(10) ORDER BY seq) \
-                 FROM (SELECT seq, body, \
-                 SUM(length(CAST(body AS BLOB)) + 1) OVER (ORDER BY seq) AS upto \
-                 FROM archive_queue ORDER BY seq LIMIT ?1) \
-                 WHERE upto <= ?2 OR seq = (SELECT MIN(seq) FROM archive_queue)",
+                "WITH firsts AS (SELECT seq, received_at, body FROM archive_queue \
+                 ORDER BY seq LIMIT ?1), \
+                 sized AS (SELECT seq, received_at, body, \
+                 SUM(length(CAST(body AS BLOB)) + 1) OVER (ORDER BY seq) AS upto FROM firsts), \
+                 taken AS (SELECT seq, received_at, body FROM sized \
+                 WHERE upto <= ?2 OR seq = (SELECT MIN(seq) FROM firsts)) \
+                 SELECT COUNT(*), MIN(seq), MAX(seq), \
+                 (SELECT received_at FROM taken ORDER BY seq LIMIT 1), \
+                 group_concat(body, char(10) ORDER BY seq), \
+                 (SELECT COUNT(*) FROM firsts) FROM taken",
                 vec![
                     (MAX_PER_OBJECT as i64).into(),
                     (MAX_OBJECT_BYTES as i64).into(),
@@ -72,16 +75,22 @@ pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
             .raw()
             .next()
             .transpose()?;
-        let Some([count, first, last, at, SqlStorageValue::String(mut body)]) =
-            row.and_then(|r| <[SqlStorageValue; 5]>::try_from(r).ok())
+        let Some([count, first, last, at, SqlStorageValue::String(mut body), looked_at]) =
+            row.and_then(|r| <[SqlStorageValue; 6]>::try_from(r).ok())
         else {
             return Ok(written);
         };
-        let (Some(count), Some(first), Some(last), Some(at)) =
-            (whole(&count), whole(&first), whole(&last), whole(&at))
-        else {
+        let (Some(count), Some(first), Some(last), Some(at), Some(looked_at)) = (
+            whole(&count),
+            whole(&first),
+            whole(&last),
+            whole(&at),
+            whole(&looked_at),
+        ) else {
             return Ok(written);
         };
+        // Neither cap cut this object: it took the whole queue.
+        let whole_queue = count == looked_at && (count as usize) < MAX_PER_OBJECT;
         body.push('\n');
         let key = object_key(at as Millis, first, last);
         env.bucket(BINDING)?
@@ -93,6 +102,9 @@ pub async fn flush(env: &Env, sql: SqlStorage) -> worker::Result<usize> {
             vec![(last as i64).into()],
         )?;
         written += count as usize;
+        if whole_queue {
+            break;
+        }
     }
     Ok(written)
 }

@@ -176,7 +176,9 @@ impl DurableObject for IdentityGraph {
             // Coalesced docs whose second is over.
             writes.extend(self.due_pending(now)?);
             // Deletes of erased visitors' docs that KV has not confirmed.
-            let deletes: Vec<KeyRow> = sql.exec("SELECT key FROM kv_deletes", None)?.to_array()?;
+            let deletes: Vec<KeyRow> = sql
+                .exec("SELECT key FROM kv_deletes ORDER BY at LIMIT 500", None)?
+                .to_array()?;
             writes.extend(deletes.into_iter().map(|row| KvWrite {
                 key: row.key,
                 doc: None,
@@ -244,10 +246,14 @@ impl IdentityGraph {
             .map_err(|_| worker::Error::RustError("storage has no transactionSync".into()))?;
         let called = run.call1(&self.storage, body.as_ref());
         let result = out.borrow_mut().take();
-        match result {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(worker::Error::RustError(e)),
-            None => Err(worker::Error::RustError(format!(
+        match (result, called) {
+            // The work succeeded but the commit did not: nothing it wrote stands.
+            (Some(Ok(_)), Err(e)) => Err(worker::Error::RustError(format!(
+                "transaction failed to commit: {e:?}"
+            ))),
+            (Some(Ok(value)), Ok(_)) => Ok(value),
+            (Some(Err(e)), _) => Err(worker::Error::RustError(e)),
+            (None, called) => Err(worker::Error::RustError(format!(
                 "transaction did not run: {:?}",
                 called.err()
             ))),
@@ -597,11 +603,15 @@ impl IdentityGraph {
         for (write, result) in writes.iter().zip(results) {
             match (result, &write.doc) {
                 (Ok(()), Some(_)) => {}
-                // The delete is done: the alarm need not try it again.
+                // The delete is done. A put for the key still in flight when the erase
+                // began could land after it, so a delete is sent once more by the alarm
+                // after the erase before the key is let go.
                 (Ok(()), None) => {
+                    let settled =
+                        worker::Date::now().as_millis() as Millis - publish::MIN_WRITE_GAP;
                     let _ = self.sql().exec(
-                        "DELETE FROM kv_deletes WHERE key = ?",
-                        vec![write.key.as_str().into()],
+                        "DELETE FROM kv_deletes WHERE key = ? AND at <= ?",
+                        vec![write.key.as_str().into(), settled.into()],
                     );
                 }
                 // Keep the doc pending: the alarm tries again.
@@ -793,9 +803,15 @@ impl IdentityGraph {
             (writes, hashes)
         };
         self.write_kv(writes).await;
-        self.schedule(now).await?;
         // The archive keeps a tombstone every reader and the replay honour.
         let tombstone = archive::tombstone(&self.env, &hashes, now).await;
+        if let Err(e) = &tombstone {
+            log_error("archive tombstone failed", &e.to_string());
+        }
+        // The erase stands; a failed alarm is set again by the next request that needs it.
+        if let Err(e) = self.schedule(now).await {
+            log_error("setting the alarm failed", &e.to_string());
+        }
         Response::from_json(&json!({
             "erased": asked.to_string(),
             "profile": profile.id,
@@ -984,7 +1000,9 @@ impl IdentityGraph {
         let ids = BTreeSet::from([merge.into]);
         let writes = self.publish_profiles(&ids, now).map_err(to_worker)?;
         self.write_kv(writes).await;
-        self.schedule(now).await?;
+        if let Err(e) = self.schedule(now).await {
+            log_error("setting the alarm failed", &e.to_string());
+        }
         Response::from_json(&merge)
     }
 
