@@ -1,7 +1,7 @@
 //! The R2 archive and replay on the local Workers runtime: accepted events are archived
 //! as NDJSON, a replay rebuilds every profile and decision from the archive, and an
-//! erased person stays erased through a replay. A queue larger than one SQL value may hold
-//! is archived in several objects.
+//! erased person stays erased through a replay, as do an operator's merges. A queue
+//! larger than one SQL value may hold is archived in several objects.
 
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -63,6 +63,32 @@ test("a replay from the archive rebuilds profiles and decisions, honouring erasu
   assert.equal((await call("GET", `/admin/profiles?id=user_id:${gone}-user`)).status, 404);
   const decision = await call("GET", `/v1/decide?anonymousId=${keep}`);
   assert.deepEqual(decision.body.segments, ["paid-pricing-interest"]);
+});
+
+test("a replay keeps the operator merges in force, not the undone ones", async () => {
+  const u = (name) => `${name}-${process.pid}`;
+  const batch = ["x", "a", "b"].map((name) => ({
+    type: "identify",
+    messageId: `op-${u(name)}`,
+    userId: u(name),
+    anonymousId: `anon-${u(name)}`,
+  }));
+  assert.equal((await call("POST", "/v1/batch", { writeKey: "demo-write-key", batch })).body.accepted, 3);
+  const kept = await call("POST", "/admin/merges", { from: `user_id:${u("a")}`, into: `user_id:${u("x")}` });
+  assert.equal(kept.status, 200, JSON.stringify(kept.body));
+  const undone = await call("POST", "/admin/merges", { from: `user_id:${u("b")}`, into: `user_id:${u("x")}` });
+  assert.equal(undone.status, 200, JSON.stringify(undone.body));
+  assert.equal((await call("POST", `/admin/merges/${undone.body.id}/undo`)).status, 200);
+
+  const replay = await call("POST", "/admin/replay");
+  assert.equal(replay.status, 200, JSON.stringify(replay.body));
+  const x = await call("GET", `/admin/profiles?id=user_id:${u("x")}`);
+  const ids = x.body.identifiers.map((i) => i.id);
+  assert.ok(ids.includes(`user_id:${u("a")}`), `a is still joined to x: ${ids}`);
+  assert.ok(!ids.includes(`user_id:${u("b")}`), `b stays apart: ${ids}`);
+  assert.ok(x.body.merges.some((m) => m.operator && m.undone === null), JSON.stringify(x.body.merges));
+  const b = await call("GET", `/admin/profiles?id=user_id:${u("b")}`);
+  assert.notEqual(b.body.id, x.body.id);
 });
 
 /** Every file under `dir`, depth first. */

@@ -16,6 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventKind, Meta};
+use crate::identity::normalise::{self, Junk};
+use crate::identity::IdKind;
 use crate::time::{parse_rfc3339, Millis, MINUTE};
 
 /// Size and shape limits, measured on the decompressed body.
@@ -278,6 +280,20 @@ fn read_event(
     };
 
     let message_id = match obj.remove("messageId") {
+        // A placeholder sent by every client ("undefined", "null", "0") would make each
+        // event after the first a duplicate of it.
+        Some(Value::String(s)) if is_placeholder(&s) => {
+            warnings.push(format!(
+                "messageId {s:?} is a placeholder; derived from the event's content"
+            ));
+            derived_message_id(text)
+        }
+        Some(Value::Number(n)) if !n.is_f64() && is_placeholder(&n.to_string()) => {
+            warnings.push(format!(
+                "messageId {n} is a placeholder; derived from the event's content"
+            ));
+            derived_message_id(text)
+        }
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         Some(Value::Number(n)) if !n.is_f64() => n.to_string(),
         // Past 64 bits a number arrives rounded: two messages could share it and the
@@ -623,6 +639,14 @@ fn value_kind(value: &Value) -> &'static str {
     }
 }
 
+/// A value no client means as an id of its own (the identity junk list's placeholders).
+fn is_placeholder(text: &str) -> bool {
+    matches!(
+        normalise::value(&IdKind::UserId, text, &[]),
+        Err(Junk::Placeholder(_))
+    )
+}
+
 // FNV-1a over the event's text: the same event sent twice gets the same id, so a client
 // that omits messageId still has its retries deduplicated.
 fn derived_message_id(text: &str) -> String {
@@ -745,6 +769,38 @@ mod tests {
             "{:?}",
             p.warnings
         );
+    }
+
+    #[test]
+    fn nullish_id_no_merge_placeholder_message_ids() {
+        // A client sending "null" as every messageId would have each event after the
+        // first dropped as a duplicate: placeholders are replaced like a missing id.
+        let p = read(
+            r#"{"batch":[
+              {"type":"track","event":"A","messageId":"null","userId":"u-1"},
+              {"type":"track","event":"B","messageId":"null","userId":"u-2"},
+              {"type":"track","event":"C","messageId":"\"undefined\"","userId":"u-3"},
+              {"type":"track","event":"D","messageId":"[object Object]","userId":"u-4"},
+              {"type":"track","event":"E","messageId":0,"userId":"u-5"},
+              {"type":"track","event":"F","messageId":"null-7","userId":"u-6"}
+            ]}"#,
+        );
+        let ids: Vec<_> = p
+            .events
+            .iter()
+            .map(|(_, e)| e.message_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 6);
+        assert!(ids[..5].iter().all(|id| id.starts_with("weft-")), "{ids:?}");
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 6, "{ids:?}");
+        assert_eq!(ids[5], "null-7");
+        let placeholders = p
+            .warnings
+            .iter()
+            .filter(|w| w.warning.contains("is a placeholder; derived"))
+            .count();
+        assert_eq!(placeholders, 5, "{:?}", p.warnings);
     }
 
     #[test]

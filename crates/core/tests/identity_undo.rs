@@ -247,6 +247,51 @@ fn operator_merge_survives_the_undo_of_another_merge() {
 }
 
 #[test]
+fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
+    let mut store = MemStore::new();
+    let events = [
+        json!({"type": "identify", "userId": "x", "anonymousId": "a-x", "messageId": "m-1"}),
+        json!({"type": "identify", "userId": "a", "anonymousId": "a-a", "messageId": "m-2"}),
+        json!({"type": "identify", "userId": "b", "anonymousId": "a-b", "messageId": "m-3"}),
+    ];
+    run(&mut store, &events, 0);
+    let spec = FeatureSpec::default();
+    let config = IdentityConfig::default();
+    let first = operator_merge(&mut store, &spec, &id("user_id:a"), &id("user_id:x"), 5).unwrap();
+    let second = operator_merge(&mut store, &spec, &id("user_id:b"), &id("user_id:x"), 6).unwrap();
+    // Undoing the second rebuilds the profile and joins a and x again under a new record.
+    undo(&mut store, &config, &spec, second.id, 7).unwrap();
+    let x = store.profile_of(&id("user_id:x")).unwrap();
+    assert_eq!(store.profile_of(&id("user_id:a")).unwrap(), x);
+    assert_ne!(store.profile_of(&id("user_id:b")).unwrap(), x);
+
+    // The operator names the merge they made: a leaves x.
+    let undone = undo(&mut store, &config, &spec, first.id, 8).unwrap();
+    assert_eq!(undone.merge.id, first.id);
+    let x = store.profile_of(&id("user_id:x")).unwrap();
+    assert_ne!(
+        store.profile_of(&id("user_id:a")).unwrap(),
+        x,
+        "a split from x"
+    );
+    assert_ne!(
+        store.profile_of(&id("user_id:b")).unwrap(),
+        x,
+        "b stays apart"
+    );
+    assert_eq!(store.profiles().count(), 3);
+    // The copy is marked undone with it; neither can be undone twice.
+    let copies: Vec<_> = (1..=first.id + 10)
+        .filter_map(|m| store.merge(m).unwrap())
+        .filter(|m| m.reapplies == Some(first.id))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(copies[0].undone, Some(8));
+    let again = undo(&mut store, &config, &spec, copies[0].id, 9).unwrap_err();
+    assert_eq!(again, UndoError::AlreadyUndone(copies[0].id));
+}
+
+#[test]
 fn undo_without_stored_events_is_refused_and_changes_nothing() {
     let mut store = MemStore::without_events();
     let o = run(&mut store, &story(), 0);

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use weft_core::event::Event;
-use weft_core::identity::{self, IdKind, Identifier, IngestError, Store};
+use weft_core::identity::{self, IdKind, Identifier, IngestError, Merge, Store};
 use weft_core::profile::{Profile, ProfileId};
 use weft_core::segment::{Decision, Definition, Evaluation, Segments, Touched};
 use weft_core::time::{Millis, DAY, HOUR};
@@ -1086,6 +1086,8 @@ impl IdentityGraph {
         };
         let (replayed, writes) = {
             let sql = self.sql();
+            // Operator merges are no events: they are kept aside and made again after.
+            let operator_merges = operator_merges_in_force(&sql)?;
             for table in [
                 "profiles",
                 "identifiers",
@@ -1114,6 +1116,8 @@ impl IdentityGraph {
                     replayed += usize::from(!outcome.duplicate);
                 }
             }
+            identity::reapply(&mut *store, segments.spec(), &operator_merges, false)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
             drop(store);
             drop(segments);
             let ids: Vec<IdRow> = sql.exec("SELECT id FROM profiles", None)?.to_array()?;
@@ -1251,6 +1255,22 @@ fn read_evaluations(
     Ok(rows
         .into_iter()
         .filter_map(|r| Some((r.id as ProfileId, serde_json::from_str(&r.body).ok()?)))
+        .collect())
+}
+
+/// The operator merges of the log not undone, oldest first.
+fn operator_merges_in_force(sql: &SqlStorage) -> worker::Result<Vec<Merge>> {
+    #[derive(Deserialize)]
+    struct Body {
+        body: String,
+    }
+    let rows: Vec<Body> = sql
+        .exec("SELECT body FROM merges ORDER BY id", None)?
+        .to_array()?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Merge>(&r.body).ok())
+        .filter(|m| m.operator && m.undone.is_none())
         .collect())
 }
 

@@ -578,6 +578,7 @@ fn resolve<S: Store + ?Sized>(
             into_ids: profile.identifiers.iter().map(|h| h.id.clone()).collect(),
             operator: false,
             undone: None,
+            reapplies: None,
         };
         out.merges
             .push(absorb(store, spec, &mut profile, other, merge)?);

@@ -30,7 +30,7 @@ pub use engine::{ingest, IngestError, Outcome, ProfileIds, Refusal, Warning};
 pub use extract::{extract, Extracted, Found};
 pub use mem::{Footprint, MemStore, MemoryUse};
 pub use store::{Merge, MergeId, Store, StoreError};
-pub use undo::{operator_merge, undo, UndoError, Undone};
+pub use undo::{operator_merge, reapply, undo, UndoError, Undone};
 
 /// The kind of an identifier.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -40,8 +40,8 @@ pub enum Junk {
     /// A placeholder from the default list or the workspace's own.
     #[error("placeholder value {0:?}")]
     Placeholder(String),
-    /// An email without `@`.
-    #[error("email {0:?} has no @")]
+    /// An email that is not `<local>@<domain>`.
+    #[error("email {0:?} is not <local>@<domain>")]
     NotEmail(String),
     /// Longer than [`MAX_LEN`] bytes.
     #[error("value of {0} bytes exceeds {MAX_LEN}")]
@@ -70,9 +70,11 @@ fn is_invisible(c: char) -> bool {
 
 /// Normalises `raw` as a value of `kind`, refusing junk.
 ///
-/// Trims whitespace, lower-cases emails, and refuses empty values, the placeholders of
-/// [`DEFAULT_JUNK`] and of `extra` (case-insensitive, also inside one pair of quotes),
-/// emails without `@`, and values longer than [`MAX_LEN`].
+/// Trims whitespace, takes a value out of one pair of quotes (`"\"u-1\""` is `u-1`: a
+/// value serialised twice), drops characters that show nothing (zero-width spaces, soft
+/// hyphens) from inside it, lower-cases emails, and refuses empty values, the placeholders
+/// of [`DEFAULT_JUNK`] and of `extra` (case-insensitive, also quoted), emails that are not
+/// `<local>@<domain>`, and values longer than [`MAX_LEN`].
 ///
 /// ```
 /// use weft_core::identity::{normalise, IdKind};
@@ -103,8 +105,9 @@ pub(crate) fn value_ref<'a>(
     } else {
         raw.trim_matches(is_invisible)
     };
+    let ascii = trimmed.is_ascii();
     if trimmed.bytes().any(|b| b < 0x20 || b == 0x7f)
-        || (!trimmed.is_ascii() && trimmed.chars().any(char::is_control))
+        || (!ascii && trimmed.chars().any(char::is_control))
     {
         return Err(Junk::Control);
     }
@@ -127,15 +130,30 @@ pub(crate) fn value_ref<'a>(
     if listed(inner) {
         return Err(Junk::Placeholder(trimmed.to_owned()));
     }
+    // Invisible characters inside a value come from copying and pasting: "u\u{200B}1"
+    // and "u1" look alike to everyone, so they are one value.
+    let value = if !ascii && inner.chars().any(is_hidden) {
+        Cow::Owned(inner.chars().filter(|&c| !is_hidden(c)).collect())
+    } else {
+        Cow::Borrowed(inner)
+    };
     if *kind == IdKind::Email {
-        if !trimmed.contains('@') {
+        let is_email = value
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+        if !is_email {
             return Err(Junk::NotEmail(trimmed.to_owned()));
         }
-        if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Ok(Cow::Owned(trimmed.to_ascii_lowercase()));
+        if value.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Ok(Cow::Owned(value.to_ascii_lowercase()));
         }
     }
-    Ok(Cow::Borrowed(trimmed))
+    Ok(value)
+}
+
+/// Characters that show nothing and are no whitespace either.
+fn is_hidden(c: char) -> bool {
+    !c.is_whitespace() && is_invisible(c)
 }
 
 /// The length of the longest entry of [`DEFAULT_JUNK`].
@@ -277,11 +295,31 @@ mod tests {
     }
 
     #[test]
+    fn quoted_values_and_hidden_characters_give_the_plain_value() {
+        let cases = [
+            (IdKind::UserId, "\"user-9\"", "user-9"),
+            (IdKind::UserId, "'user-9'", "user-9"),
+            (IdKind::UserId, "user\u{200B}-9", "user-9"),
+            (IdKind::UserId, "user\u{00AD}-9", "user-9"),
+            (IdKind::UserId, "\u{FEFF}\"user-9\"\u{2060}", "user-9"),
+            (IdKind::Email, "\"Ann@X.io\"", "ann@x.io"),
+            (IdKind::Email, "ann\u{200C}@x.io", "ann@x.io"),
+            // Spaces inside are part of the value.
+            (IdKind::UserId, "Ann Lee", "Ann Lee"),
+        ];
+        for (kind, raw, want) in cases {
+            assert_eq!(value(&kind, raw, &[]).as_deref(), Ok(want), "{raw:?}");
+        }
+    }
+
+    #[test]
     fn junk_in_email_is_refused() {
         let cases = [
             ("null", Junk::Placeholder("null".into())),
             ("\"undefined\"", Junk::Placeholder("\"undefined\"".into())),
             ("no-at-sign", Junk::NotEmail("no-at-sign".into())),
+            ("a@", Junk::NotEmail("a@".into())),
+            ("@example.com", Junk::NotEmail("@example.com".into())),
             ("", Junk::Empty),
         ];
         for (raw, want) in cases {

@@ -50,6 +50,10 @@ pub struct Merge {
     pub operator: bool,
     /// When it was undone, if it was.
     pub undone: Option<Millis>,
+    /// The operator merge this one applies again, after an undo of another merge rebuilt
+    /// their profile: undoing either undoes both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reapplies: Option<MergeId>,
 }
 
 /// A storage failure, passed through the engine unchanged.
@@ -283,6 +287,7 @@ mod tests {
             into_ids: vec![Identifier::new(IdKind::UserId, "user-1")],
             operator: false,
             undone: None,
+            reapplies: None,
         };
         let text = serde_json::to_string(&merge).unwrap();
         assert!(

@@ -4,7 +4,8 @@
 //! touches cannot be un-added. It dismantles the merged profile and replays its stored
 //! events, in arrival order, with the undone link blocked, so the profiles that come out
 //! are the ones the graph would hold had that link been refused from the start. Operator
-//! merges inside the dismantled profile are applied again after the replay.
+//! merges inside the dismantled profile are applied again after the replay, each logged
+//! as reapplying the original, so that undoing the original later undoes its copy.
 
 use super::engine::{absorb, replay, IngestError, Warning};
 use super::store::{Merge, MergeId, Store, StoreError};
@@ -103,7 +104,16 @@ pub fn undo<S: Store + ?Sized>(
     }
     store.mark_undone(id, now)?;
     merge.undone = Some(now);
-    let operator_merges = operator_merges_within(store, target, id)?;
+    // An operator merge applied again by an earlier undo is the same decision as the one
+    // undone here: it goes too, whichever of the two records was named.
+    let original = merge.reapplies.unwrap_or(id);
+    let (copies, operator_merges): (Vec<Merge>, Vec<Merge>) =
+        operator_merges_within(store, target, id)?
+            .into_iter()
+            .partition(|m| m.reapplies.unwrap_or(m.id) == original);
+    for copy in &copies {
+        store.mark_undone(copy.id, now)?;
+    }
 
     let profile = store.take(target)?.ok_or(UndoError::NotMerged(id))?;
     for held in &profile.identifiers {
@@ -128,18 +138,9 @@ pub fn undo<S: Store + ?Sized>(
         out.changed.extend(outcome.changed.iter().copied());
         out.deleted.extend(outcome.deleted);
     }
-    for op in operator_merges {
-        let (Some(from), Some(into)) = (op.from_ids.first(), op.into_ids.first()) else {
-            continue;
-        };
-        match operator_merge(store, spec, from, into, op.at) {
-            Ok(m) => {
-                out.changed.push(m.into);
-                out.deleted.push(m.from);
-            }
-            Err(UndoError::SameProfile(..) | UndoError::UnknownIdentifier(_)) => {}
-            Err(e) => return Err(e),
-        }
+    for m in reapply(store, spec, &operator_merges, true)? {
+        out.changed.push(m.into);
+        out.deleted.push(m.from);
     }
     out.changed.retain(|p| !out.deleted.contains(p));
     out.changed.sort_unstable();
@@ -160,6 +161,18 @@ pub fn operator_merge<S: Store + ?Sized>(
     into: &Identifier,
     now: Millis,
 ) -> Result<Merge, UndoError> {
+    join(store, spec, from, into, now, None)
+}
+
+/// An operator merge, first made or (`reapplies`) made again after an undo's rebuild.
+fn join<S: Store + ?Sized>(
+    store: &mut S,
+    spec: &FeatureSpec,
+    from: &Identifier,
+    into: &Identifier,
+    now: Millis,
+    reapplies: Option<MergeId>,
+) -> Result<Merge, UndoError> {
     let unknown = |id: &Identifier| UndoError::UnknownIdentifier(id.to_string());
     let from_id = store.profile_of(from)?.ok_or_else(|| unknown(from))?;
     let into_id = store.profile_of(into)?.ok_or_else(|| unknown(into))?;
@@ -179,10 +192,53 @@ pub fn operator_merge<S: Store + ?Sized>(
         into_ids: survivor.identifiers.iter().map(|h| h.id.clone()).collect(),
         operator: true,
         undone: None,
+        reapplies,
     };
     let merge = absorb(store, spec, &mut survivor, other, merge)?;
     store.save(survivor)?;
     Ok(merge)
+}
+
+/// Makes operator merges again over the profiles that now hold their sides, as a rebuild
+/// (an undo, a replay of the archive) needs; one whose sides are gone or already joined
+/// is passed over. With `linked`, each new record names the merge it reapplies, so that
+/// undoing the original undoes it too.
+///
+/// # Errors
+/// A store failure.
+pub fn reapply<S: Store + ?Sized>(
+    store: &mut S,
+    spec: &FeatureSpec,
+    merges: &[Merge],
+    linked: bool,
+) -> Result<Vec<Merge>, UndoError> {
+    let mut made = Vec::new();
+    for op in merges {
+        let (Some(from), Some(into)) = (held(store, &op.from_ids)?, held(store, &op.into_ids)?)
+        else {
+            continue;
+        };
+        let original = linked.then(|| op.reapplies.unwrap_or(op.id));
+        match join(store, spec, from, into, op.at, original) {
+            Ok(m) => made.push(m),
+            Err(UndoError::SameProfile(..) | UndoError::UnknownIdentifier(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(made)
+}
+
+/// The first of `ids` some profile holds.
+fn held<'i, S: Store + ?Sized>(
+    store: &S,
+    ids: &'i [Identifier],
+) -> Result<Option<&'i Identifier>, StoreError> {
+    for id in ids {
+        if store.profile_of(id)?.is_some() {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 fn owner_of_any<S: Store + ?Sized>(
