@@ -347,6 +347,9 @@ describe("edge path", () => {
     const refused = await get("/v1/decide?anonymousId=undefined");
     assert.equal(refused.status, 400);
     assert.match(refused.body.error, /placeholder/);
+    const long = await get(`/v1/decide?anonymousId=${"x".repeat(5000)}`);
+    assert.equal(long.status, 400);
+    assert.match(long.body.error, /5000 bytes exceeds 512/);
     const viaCookie = await get("/v1/decide", { cookie: `weft_sid=undefined; weft_aid=${anon}` });
     assert.deepEqual(viaCookie.body.segments, ["paid-pricing-interest"]);
   });

@@ -8,7 +8,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use weft_core::identity::normalise::is_junk;
+use weft_core::identity::normalise::{is_junk, value};
 use weft_core::identity::IdKind;
 use worker::{Env, Method, Request, Response};
 
@@ -82,10 +82,12 @@ pub fn asked(query: &[(String, String)], cookie_header: &str) -> Result<Asked, A
     // A placeholder ("undefined", "null", ...) is no visitor's id: asked for directly it
     // is refused; in a cookie it is passed over for the next source.
     let junk = |v: &str| is_junk(&IdKind::AnonymousId, v, &[]);
-    if let Some(id) = param("anonymousId").filter(|v| !v.is_empty() && junk(v)) {
-        return Err(ApiError::BadRequest(format!(
-            "anonymousId {id:?} is a placeholder, not a visitor's id"
-        )));
+    if let Some(id) = param("anonymousId").filter(|v| !v.is_empty()) {
+        if let Err(why) = value(&IdKind::AnonymousId, &id, &[]) {
+            return Err(ApiError::BadRequest(format!(
+                "anonymousId is no visitor's id: {why}"
+            )));
+        }
     }
     let asked = if let Some(id) = param("userId").filter(|v| !v.is_empty()) {
         Asked::User {
