@@ -267,7 +267,6 @@ impl BatchStore {
     /// [`StoreError`] when a statement fails.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let sql = self.base.sql().clone();
-        let run = |query: &str, rows: &[Value]| write_rows(&sql, query, rows);
         // Rows naming a body by its byte range, cut from the blob of bodies (substr
         // counts bytes in a blob, from 1).
         let with_bodies = |query: &str, rows: String, bodies: &[u8]| {
@@ -308,14 +307,16 @@ impl BatchStore {
                 }
             }
         }
-        run(
+        write_rows(
+            &sql,
             "INSERT OR REPLACE INTO profiles (id, body) \
              SELECT value ->> 0, value ->> 1 FROM json_each(?)",
             &saved,
         )?;
-        run(
+        write_rows(
+            &sql,
             "DELETE FROM profiles WHERE id IN (SELECT value FROM json_each(?))",
-            &json_values(&deleted)?,
+            &deleted,
         )?;
         let mut linked = Vec::new();
         let mut unlinked = Vec::new();
@@ -327,15 +328,17 @@ impl BatchStore {
                 None => unlinked.push((id.kind.as_str().to_owned(), id.value)),
             }
         }
-        run(
+        write_rows(
+            &sql,
             "DELETE FROM identifiers WHERE (kind, value) IN \
              (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-            &json_values(&unlinked)?,
+            &unlinked,
         )?;
-        run(
+        write_rows(
+            &sql,
             "INSERT OR REPLACE INTO identifiers (kind, value, profile_id, first_seen) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-            &json_values(&linked)?,
+            &linked,
         )?;
         if !self.events.is_empty() {
             let rows: Vec<(ProfileId, Millis, usize, usize)> = self
@@ -378,10 +381,11 @@ impl BatchStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         }
         if !self.remembered.is_empty() {
-            run(
+            write_rows(
+                &sql,
                 "INSERT OR IGNORE INTO seen (source, message_id, at) \
                  SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
-                &json_values(&self.remembered)?,
+                &self.remembered,
             )?;
             for (source, message, _) in self.remembered.drain(..) {
                 self.seen_before.insert((source, message));
@@ -404,23 +408,24 @@ fn json_param<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreEr
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-fn json_values<T: serde::Serialize>(rows: &[T]) -> Result<Vec<Value>, StoreError> {
-    rows.iter()
-        .map(|row| serde_json::to_value(row).map_err(|e| StoreError::Backend(e.to_string())))
-        .collect()
-}
-
 /// The most bytes of rows passed in one parameter: the platform takes at most 2 MB in one
 /// SQL value.
 const MAX_PARAM_BYTES: usize = 1 << 20;
 
 /// Runs `query` over `rows`, passed as JSON arrays that it unpacks with `json_each`: no
 /// statement when there are none, several when they would not fit one parameter.
-pub fn write_rows(sql: &worker::SqlStorage, query: &str, rows: &[Value]) -> Result<(), StoreError> {
+///
+/// # Errors
+/// [`StoreError`] when a row cannot be written as JSON or a statement fails.
+pub fn write_rows<T: serde::Serialize>(
+    sql: &worker::SqlStorage,
+    query: &str,
+    rows: &[T],
+) -> Result<(), StoreError> {
     let mut param = String::from("[");
-    for (n, row) in rows.iter().enumerate() {
-        let text = row.to_string();
-        if param.len() > 1 && param.len() + text.len() + 1 > MAX_PARAM_BYTES {
+    for row in rows {
+        let text = json_param(row)?;
+        if param.len() > 1 && param.len() + text.len() + 2 > MAX_PARAM_BYTES {
             param.push(']');
             exec_rows(sql, query, std::mem::replace(&mut param, String::from("[")))?;
         }
@@ -428,10 +433,10 @@ pub fn write_rows(sql: &worker::SqlStorage, query: &str, rows: &[Value]) -> Resu
             param.push(',');
         }
         param.push_str(&text);
-        if n + 1 == rows.len() {
-            param.push(']');
-            exec_rows(sql, query, std::mem::take(&mut param))?;
-        }
+    }
+    if param.len() > 1 {
+        param.push(']');
+        exec_rows(sql, query, param)?;
     }
     Ok(())
 }

@@ -1281,12 +1281,7 @@ fn write_rows<T: serde::Serialize>(
     query: &str,
     rows: &[T],
 ) -> Result<(), String> {
-    let values = rows
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    crate::batch::write_rows(sql, query, &values).map_err(|e| e.to_string())
+    crate::batch::write_rows(sql, query, rows).map_err(|e| e.to_string())
 }
 
 /// The rows of a statement that unpacks them with `json_each`.
