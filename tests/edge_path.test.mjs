@@ -352,6 +352,12 @@ describe("edge path", () => {
     assert.match(long.body.error, /5000 bytes exceeds 512/);
     const viaCookie = await get("/v1/decide", { cookie: `weft_sid=undefined; weft_aid=${anon}` });
     assert.deepEqual(viaCookie.body.segments, ["paid-pricing-interest"]);
+    // Asked for as ingest would store it: a quoted id or one with a zero-width space is the
+    // same visitor.
+    const quoted = await get(`/v1/decide?anonymousId=${encodeURIComponent(`"${anon}"`)}`);
+    assert.deepEqual(quoted.body.segments, ["paid-pricing-interest"]);
+    const hidden = await get(`/v1/decide?anonymousId=${encodeURIComponent(`${anon.slice(0, 2)}\u200b${anon.slice(2)}`)}`);
+    assert.deepEqual(hidden.body.segments, ["paid-pricing-interest"]);
   });
 
   test("admin routes need the token and name wrong methods and paths", async () => {

@@ -292,6 +292,36 @@ fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
 }
 
 #[test]
+fn undoing_the_copy_of_an_operator_merge_marks_the_original_undone() {
+    let mut store = MemStore::new();
+    let events = [
+        json!({"type": "identify", "userId": "x", "anonymousId": "a-x", "messageId": "m-1"}),
+        json!({"type": "identify", "userId": "a", "anonymousId": "a-a", "messageId": "m-2"}),
+        json!({"type": "identify", "userId": "b", "anonymousId": "a-b", "messageId": "m-3"}),
+    ];
+    run(&mut store, &events, 0);
+    let spec = FeatureSpec::default();
+    let config = IdentityConfig::default();
+    let first = operator_merge(&mut store, &spec, &id("user_id:a"), &id("user_id:x"), 5).unwrap();
+    let second = operator_merge(&mut store, &spec, &id("user_id:b"), &id("user_id:x"), 6).unwrap();
+    undo(&mut store, &config, &spec, second.id, 7).unwrap();
+    // The profile's log shows the copy: that is the record an operator undoes.
+    let x = store.profile_of(&id("user_id:x")).unwrap().unwrap();
+    let copy = store
+        .merges_of(x)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.reapplies == Some(first.id))
+        .unwrap();
+    undo(&mut store, &config, &spec, copy.id, 8).unwrap();
+    assert_ne!(
+        store.profile_of(&id("user_id:a")).unwrap(),
+        store.profile_of(&id("user_id:x")).unwrap()
+    );
+    assert_eq!(store.merge(first.id).unwrap().unwrap().undone, Some(8));
+}
+
+#[test]
 fn undo_without_stored_events_is_refused_and_changes_nothing() {
     let mut store = MemStore::without_events();
     let o = run(&mut store, &story(), 0);

@@ -7,7 +7,6 @@
 //! `tombstones/` listing the erased identifiers' hashes, which replay honours.
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use weft_core::event::Event;
 use weft_core::time::{format_rfc3339, Millis, SECOND};
 use worker::{Env, SqlStorage, SqlStorageValue};
@@ -197,22 +196,10 @@ pub async fn read_all(env: &Env, sql: SqlStorage) -> worker::Result<Vec<Event>> 
 }
 
 fn mentions(event: &Event, erased: &[String]) -> bool {
-    let hash = |text: String| hex::encode(Sha256::digest(text.as_bytes()));
-    let mut texts = Vec::new();
-    for (kind, value) in [
-        ("anonymous_id", &event.anonymous_id),
-        ("user_id", &event.user_id),
-        ("anonymous_id", &event.previous_id),
-        ("user_id", &event.previous_id),
-    ] {
-        if let Some(v) = value {
-            texts.push(format!("{kind}:{}", v.trim()));
-        }
-    }
-    if let Some(email) = event.traits.get("email").and_then(|v| v.as_str()) {
-        texts.push(format!("email:{}", email.trim().to_lowercase()));
-    }
-    texts.into_iter().any(|t| erased.contains(&hash(t)))
+    let config = &crate::config::Config::bundled().identity;
+    crate::graph::named_ids(event, config)
+        .iter()
+        .any(|id| erased.contains(&crate::graph::id_hash(id)))
 }
 
 async fn list(bucket: &worker::Bucket, prefix: &str) -> worker::Result<Vec<String>> {

@@ -99,7 +99,8 @@ pub fn asked(query: &[(String, String)], cookie_header: &str) -> Result<Asked, A
         .or_else(|| cookies::get(cookie_header, cookies::SID).filter(|v| !junk(v)))
         .or_else(|| cookies::get(cookie_header, cookies::AID).filter(|v| !junk(v)))
     {
-        Asked::Anonymous(id)
+        // Keyed as ingest keys it: the normalised value (quotes, hidden characters off).
+        Asked::Anonymous(value(&IdKind::AnonymousId, &id, &[]).unwrap_or(id))
     } else {
         return Err(ApiError::BadRequest(
             "no visitor id: pass ?anonymousId=… (or ?userId=…&userHash=…), or send the \
@@ -146,7 +147,15 @@ pub async fn decide(req: &Request, env: &Env) -> Result<Response, ApiError> {
             if !is_valid_user_hash(&secret, &id, &hash) {
                 return Err(ApiError::Forbidden("userHash does not match userId".into()));
             }
-            user_key(&id)
+            // The hash signs the id as sent; the key is the id as ingest normalised it.
+            match value(&IdKind::UserId, &id, &[]) {
+                Ok(normal) => user_key(&normal),
+                Err(why) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "userId is no user's id: {why}"
+                    )))
+                }
+            }
         }
     };
 

@@ -1258,7 +1258,8 @@ fn read_evaluations(
         .collect())
 }
 
-/// The operator merges of the log not undone, oldest first.
+/// The operator merges in force, oldest first: of each original and the copies undos made
+/// of it, the latest, unless one of them was undone.
 fn operator_merges_in_force(sql: &SqlStorage) -> worker::Result<Vec<Merge>> {
     #[derive(Deserialize)]
     struct Body {
@@ -1267,10 +1268,23 @@ fn operator_merges_in_force(sql: &SqlStorage) -> worker::Result<Vec<Merge>> {
     let rows: Vec<Body> = sql
         .exec("SELECT body FROM merges ORDER BY id", None)?
         .to_array()?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| serde_json::from_str::<Merge>(&r.body).ok())
-        .filter(|m| m.operator && m.undone.is_none())
+    let mut groups: BTreeMap<identity::MergeId, (bool, Merge)> = BTreeMap::new();
+    for row in rows {
+        let merge: Merge = serde_json::from_str(&row.body)
+            .map_err(|e| worker::Error::RustError(format!("stored merge: {e}")))?;
+        if !merge.operator {
+            continue;
+        }
+        let undone = merge.undone.is_some();
+        let group = groups
+            .entry(merge.reapplies.unwrap_or(merge.id))
+            .or_insert_with(|| (false, merge.clone()));
+        group.0 |= undone;
+        group.1 = merge;
+    }
+    Ok(groups
+        .into_values()
+        .filter_map(|(undone, latest)| (!undone).then_some(latest))
         .collect())
 }
 
@@ -1414,18 +1428,24 @@ fn has_suppressed(sql: &SqlStorage) -> worker::Result<bool> {
 }
 
 /// Whether an identifier of the event was erased.
-fn is_suppressed(
-    sql: &SqlStorage,
-    event: &Event,
-    config: &identity::IdentityConfig,
-) -> worker::Result<bool> {
+/// The identifiers `event` names, normalised as ingest does (an alias's `previousId` as
+/// either kind): what an erasure's suppression and tombstones are checked against.
+pub fn named_ids(event: &Event, config: &identity::IdentityConfig) -> Vec<Identifier> {
     let extracted = identity::extract(event, config);
     let mut ids: Vec<Identifier> = extracted.ids.iter().map(|f| f.id.clone()).collect();
     if let Some(previous) = extracted.previous {
         ids.push(Identifier::new(IdKind::UserId, previous.clone()));
         ids.push(Identifier::new(IdKind::AnonymousId, previous));
     }
-    for id in ids {
+    ids
+}
+
+fn is_suppressed(
+    sql: &SqlStorage,
+    event: &Event,
+    config: &identity::IdentityConfig,
+) -> worker::Result<bool> {
+    for id in named_ids(event, config) {
         let hit: Option<f64> = scalar(
             sql,
             "SELECT 1 AS v FROM suppressed WHERE id = ?",

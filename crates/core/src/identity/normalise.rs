@@ -114,12 +114,17 @@ pub(crate) fn value_ref<'a>(
     if trimmed.len() > MAX_LEN {
         return Err(Junk::TooLong(trimmed.len()));
     }
-    let inner = if trimmed.starts_with(['"', '\'']) {
-        unquote(trimmed).trim_matches(is_invisible)
+    // Invisible characters inside a value come from copying and pasting: "u\u{200B}1"
+    // and "u1" look alike to everyone, so they are one value. Then quotes come off, as
+    // many pairs as there are (a value serialised twice or more), so that what is kept
+    // normalises to itself.
+    let value: Cow<'a, str> = if !ascii && trimmed.chars().any(is_hidden) {
+        let cleaned: String = trimmed.chars().filter(|&c| !is_hidden(c)).collect();
+        Cow::Owned(unquote_all(&cleaned).to_owned())
     } else {
-        trimmed
+        Cow::Borrowed(unquote_all(trimmed))
     };
-    if inner.is_empty() {
+    if value.is_empty() {
         return Err(Junk::Empty);
     }
     // A value longer than every placeholder skips the default list.
@@ -127,16 +132,9 @@ pub(crate) fn value_ref<'a>(
         (v.len() <= LONGEST_JUNK && DEFAULT_JUNK.iter().any(|j| v.eq_ignore_ascii_case(j)))
             || extra.iter().any(|j| v.eq_ignore_ascii_case(j.trim()))
     };
-    if listed(inner) {
+    if listed(&value) {
         return Err(Junk::Placeholder(trimmed.to_owned()));
     }
-    // Invisible characters inside a value come from copying and pasting: "u\u{200B}1"
-    // and "u1" look alike to everyone, so they are one value.
-    let value = if !ascii && inner.chars().any(is_hidden) {
-        Cow::Owned(inner.chars().filter(|&c| !is_hidden(c)).collect())
-    } else {
-        Cow::Borrowed(inner)
-    };
     if *kind == IdKind::Email {
         let is_email = value
             .rsplit_once('@')
@@ -151,9 +149,11 @@ pub(crate) fn value_ref<'a>(
     Ok(value)
 }
 
-/// Characters that show nothing and are no whitespace either.
+/// Characters that show nothing and join or part nothing either: dropped from inside a
+/// value. (Zero-width joiners and non-joiners are left: they change how some scripts and
+/// emoji read.)
 fn is_hidden(c: char) -> bool {
-    !c.is_whitespace() && is_invisible(c)
+    matches!(c, '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}')
 }
 
 /// The length of the longest entry of [`DEFAULT_JUNK`].
@@ -214,6 +214,18 @@ pub fn ga_client_id(raw: &str) -> Result<String, Junk> {
     match value(&IdKind::Other("ga_client_id".into()), client, &[]) {
         Ok(client) => Ok(client),
         Err(_) => Err(bad()),
+    }
+}
+
+/// `text` out of every pair of quotes around it, and the invisible characters at their ends.
+fn unquote_all(text: &str) -> &str {
+    let mut text = text.trim_matches(is_invisible);
+    loop {
+        let inner = unquote(text).trim_matches(is_invisible);
+        if inner.len() == text.len() {
+            return text;
+        }
+        text = inner;
     }
 }
 
@@ -303,13 +315,46 @@ mod tests {
             (IdKind::UserId, "user\u{00AD}-9", "user-9"),
             (IdKind::UserId, "\u{FEFF}\"user-9\"\u{2060}", "user-9"),
             (IdKind::Email, "\"Ann@X.io\"", "ann@x.io"),
-            (IdKind::Email, "ann\u{200C}@x.io", "ann@x.io"),
+            (IdKind::Email, "ann\u{200B}@x.io", "ann@x.io"),
+            (IdKind::UserId, "'\"user-9\"'", "user-9"),
+            // Joiners change how some scripts read: they stay.
+            (
+                IdKind::UserId,
+                "\u{0645}\u{200C}\u{0646}",
+                "\u{0645}\u{200C}\u{0646}",
+            ),
             // Spaces inside are part of the value.
             (IdKind::UserId, "Ann Lee", "Ann Lee"),
         ];
         for (kind, raw, want) in cases {
             assert_eq!(value(&kind, raw, &[]).as_deref(), Ok(want), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn what_is_kept_normalises_to_itself() {
+        let raws = [
+            "nu\u{200B}ll",
+            "'\"null\"'",
+            "\"\u{200B}\"",
+            "\"'u-1'\"",
+            " \"A@B.io\" ",
+            "u\u{00AD}\u{200B}-1",
+            "\u{FEFF}'x'\u{2060}",
+        ];
+        for raw in raws {
+            for kind in [IdKind::UserId, IdKind::Email] {
+                if let Ok(once) = value(&kind, raw, &[]) {
+                    assert_eq!(
+                        value(&kind, &once, &[]),
+                        Ok(once.clone()),
+                        "{raw:?} -> {once:?}"
+                    );
+                }
+            }
+        }
+        assert!(value(&IdKind::UserId, "nu\u{200B}ll", &[]).is_err());
+        assert!(value(&IdKind::UserId, "'\"null\"'", &[]).is_err());
     }
 
     #[test]

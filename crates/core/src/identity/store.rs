@@ -255,17 +255,24 @@ pub trait Store {
 mod id_texts {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-    use crate::identity::Identifier;
+    use crate::identity::{IdKind, Identifier};
 
     pub fn serialize<S: Serializer>(ids: &[Identifier], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(ids.iter().map(|id| id.to_string()))
     }
 
+    /// Stored ids are read back as written, not normalised again: a value kept under an
+    /// older normaliser still names the identifier it named.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Identifier>, D::Error> {
         let texts = Vec::<String>::deserialize(d)?;
         texts
             .iter()
-            .map(|t| Identifier::parse(t).map_err(D::Error::custom))
+            .map(|t| match t.split_once(':') {
+                Some((kind, value)) => Ok(Identifier::new(IdKind::from_name(kind), value)),
+                None => Err(D::Error::custom(format!(
+                    "stored identifier {t:?} has no kind"
+                ))),
+            })
             .collect()
     }
 }

@@ -114,6 +114,9 @@ pub fn undo<S: Store + ?Sized>(
     for copy in &copies {
         store.mark_undone(copy.id, now)?;
     }
+    if original != id && store.merge(original)?.is_some_and(|m| m.undone.is_none()) {
+        store.mark_undone(original, now)?;
+    }
 
     let profile = store.take(target)?.ok_or(UndoError::NotMerged(id))?;
     for held in &profile.identifiers {
