@@ -217,10 +217,13 @@ pub fn ga_client_id(raw: &str) -> Result<String, Junk> {
     }
 }
 
-/// `text` out of every pair of quotes around it, and the invisible characters at their ends.
-fn unquote_all(text: &str) -> &str {
-    let mut text = text.trim_matches(is_invisible);
+/// `text` (trimmed) out of every pair of quotes around it, and the invisible characters
+/// at their ends.
+fn unquote_all(mut text: &str) -> &str {
     loop {
+        if !text.starts_with(['"', '\'']) {
+            return text;
+        }
         let inner = unquote(text).trim_matches(is_invisible);
         if inner.len() == text.len() {
             return text;
