@@ -7,7 +7,8 @@
 use serde_json::{json, Value};
 use weft_core::event::Event;
 use weft_core::identity::{
-    ingest, operator_merge, undo, Identifier, IdentityConfig, MemStore, Outcome, Store, UndoError,
+    ingest, operator_merge, undo, Identifier, IdentityConfig, MemStore, Merge, Outcome, Store,
+    UndoError,
 };
 use weft_core::profile::Profile;
 use weft_core::segment::FeatureSpec;
@@ -246,8 +247,8 @@ fn operator_merge_survives_the_undo_of_another_merge() {
     );
 }
 
-#[test]
-fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
+/// Users x, a and b; an operator joins a into x (the first merge), then b into x.
+fn a_and_b_joined_to_x_by_an_operator() -> (MemStore, Merge, Merge) {
     let mut store = MemStore::new();
     let events = [
         json!({"type": "identify", "userId": "x", "anonymousId": "a-x", "messageId": "m-1"}),
@@ -256,9 +257,16 @@ fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
     ];
     run(&mut store, &events, 0);
     let spec = FeatureSpec::default();
-    let config = IdentityConfig::default();
     let first = operator_merge(&mut store, &spec, &id("user_id:a"), &id("user_id:x"), 5).unwrap();
     let second = operator_merge(&mut store, &spec, &id("user_id:b"), &id("user_id:x"), 6).unwrap();
+    (store, first, second)
+}
+
+#[test]
+fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
+    let (mut store, first, second) = a_and_b_joined_to_x_by_an_operator();
+    let spec = FeatureSpec::default();
+    let config = IdentityConfig::default();
     // Undoing the second rebuilds the profile and joins a and x again under a new record.
     undo(&mut store, &config, &spec, second.id, 7).unwrap();
     let x = store.profile_of(&id("user_id:x")).unwrap();
@@ -293,17 +301,9 @@ fn operator_merge_applied_again_by_an_undo_is_undone_by_its_first_id() {
 
 #[test]
 fn undoing_the_copy_of_an_operator_merge_marks_the_original_undone() {
-    let mut store = MemStore::new();
-    let events = [
-        json!({"type": "identify", "userId": "x", "anonymousId": "a-x", "messageId": "m-1"}),
-        json!({"type": "identify", "userId": "a", "anonymousId": "a-a", "messageId": "m-2"}),
-        json!({"type": "identify", "userId": "b", "anonymousId": "a-b", "messageId": "m-3"}),
-    ];
-    run(&mut store, &events, 0);
+    let (mut store, first, second) = a_and_b_joined_to_x_by_an_operator();
     let spec = FeatureSpec::default();
     let config = IdentityConfig::default();
-    let first = operator_merge(&mut store, &spec, &id("user_id:a"), &id("user_id:x"), 5).unwrap();
-    let second = operator_merge(&mut store, &spec, &id("user_id:b"), &id("user_id:x"), 6).unwrap();
     undo(&mut store, &config, &spec, second.id, 7).unwrap();
     // The profile's log shows the copy: that is the record an operator undoes.
     let x = store.profile_of(&id("user_id:x")).unwrap().unwrap();
